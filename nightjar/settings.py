@@ -1,0 +1,66 @@
+"""The one place where Nightjar reads its settings.
+
+Every setting is an environment variable with a default (DESIGN.md §4). Code never
+reads ``os.environ`` for these itself: it calls :func:`get_settings` so that tests can
+point a whole pipeline at a temporary directory by setting ``NIGHTJAR_DATA_DIR``.
+"""
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+DBT_PROJECT_DIR = REPO_ROOT / "dbt_project"
+DEFAULT_ALERTS_FILE = REPO_ROOT / "nightjar" / "alerts" / "default_rules.yml"
+
+
+@dataclass(frozen=True)
+class Settings:
+    data_dir: Path
+    shop_db_url: str
+    warehouse: Path
+    alerts_file: Path
+
+    @property
+    def landing_dir(self) -> Path:
+        return self.data_dir / "landing"
+
+    @property
+    def events_dir(self) -> Path:
+        return self.landing_dir / "events"
+
+    @property
+    def artifacts_dir(self) -> Path:
+        return self.data_dir / "artifacts"
+
+    @property
+    def reports_dir(self) -> Path:
+        return self.data_dir / "reports"
+
+    @property
+    def dlt_pipelines_dir(self) -> Path:
+        # dlt's local working state; the authoritative state lives in the warehouse.
+        return self.artifacts_dir / "dlt"
+
+    @property
+    def ground_truth_file(self) -> Path:
+        return self.data_dir / "ground_truth.json"
+
+    def env(self) -> dict[str, str]:
+        """The variables to hand to a subprocess (dbt, dagster) so it sees the same settings."""
+        return {
+            "NIGHTJAR_DATA_DIR": str(self.data_dir),
+            "NIGHTJAR_SHOP_DB_URL": self.shop_db_url,
+            "NIGHTJAR_WAREHOUSE": str(self.warehouse),
+            "NIGHTJAR_ALERTS_FILE": str(self.alerts_file),
+        }
+
+
+def get_settings(environ: os._Environ[str] | dict[str, str] | None = None) -> Settings:
+    env = os.environ if environ is None else environ
+    data_dir = Path(env.get("NIGHTJAR_DATA_DIR") or "./data").expanduser().resolve()
+    shop_db_url = env.get("NIGHTJAR_SHOP_DB_URL") or f"sqlite:///{data_dir / 'shop.sqlite'}"
+    warehouse = Path(env.get("NIGHTJAR_WAREHOUSE") or data_dir / "warehouse.duckdb").expanduser().resolve()
+    alerts_file = Path(env.get("NIGHTJAR_ALERTS_FILE") or DEFAULT_ALERTS_FILE).expanduser().resolve()
+    return Settings(data_dir=data_dir, shop_db_url=shop_db_url, warehouse=warehouse, alerts_file=alerts_file)
