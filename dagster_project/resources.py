@@ -1,0 +1,40 @@
+"""Resources shared by the Dagster assets."""
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import dagster as dg
+import duckdb
+
+from nightjar.settings import Settings, get_settings
+
+# DuckDB allows one writing process per file: every asset that writes the warehouse
+# declares this pool, and the instance limits it to one slot (dagster.yaml / tests).
+WAREHOUSE_POOL = "duckdb_warehouse"
+
+
+class WarehouseResource(dg.ConfigurableResource):
+    """The DuckDB warehouse and data directory of the configured Nightjar settings.
+
+    Settings are read when a run uses the resource (not at import), so a test that sets
+    NIGHTJAR_DATA_DIR before materialising points every asset at its own files.
+    """
+
+    def settings(self) -> Settings:
+        return get_settings()
+
+    @property
+    def path(self) -> Path:
+        return self.settings().warehouse
+
+    @contextmanager
+    def connect(self, read_only: bool = False) -> Iterator[duckdb.DuckDBPyConnection]:
+        path = self.path
+        path.parent.mkdir(parents=True, exist_ok=True)
+        con = duckdb.connect(str(path), read_only=read_only)
+        try:
+            yield con
+        finally:
+            con.close()

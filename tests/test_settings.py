@@ -1,0 +1,35 @@
+"""Settings: one place, env vars with defaults (DESIGN.md §4)."""
+from pathlib import Path
+
+from nightjar.settings import DEFAULT_ALERTS_FILE, get_settings
+
+
+def test_defaults_derive_every_path_from_the_data_dir(tmp_path: Path) -> None:
+    s = get_settings({"NIGHTJAR_DATA_DIR": str(tmp_path)})
+    assert s.data_dir == tmp_path
+    assert s.warehouse == tmp_path / "warehouse.duckdb"
+    assert s.shop_db_url == f"sqlite:///{tmp_path / 'shop.sqlite'}"
+    assert s.events_dir == tmp_path / "landing" / "events"
+    assert s.alerts_file == DEFAULT_ALERTS_FILE
+
+
+def test_explicit_variables_override_their_part_only(tmp_path: Path) -> None:
+    wh = tmp_path / "elsewhere" / "wh.duckdb"
+    s = get_settings(
+        {
+            "NIGHTJAR_DATA_DIR": str(tmp_path / "d"),
+            "NIGHTJAR_WAREHOUSE": str(wh),
+            "NIGHTJAR_SHOP_DB_URL": "postgresql://postgres@127.0.0.1:5432/test",
+        }
+    )
+    assert s.warehouse == wh
+    assert s.shop_db_url.startswith("postgresql://")
+    assert s.landing_dir == tmp_path / "d" / "landing"
+    # Subprocesses (dbt, dagster) get the same resolved values.
+    assert s.env()["NIGHTJAR_WAREHOUSE"] == str(wh)
+
+
+def test_relative_data_dir_is_resolved_against_the_working_directory(tmp_path: Path, monkeypatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    assert get_settings({"NIGHTJAR_DATA_DIR": "rel"}).data_dir == tmp_path / "rel"
+    assert get_settings({}).data_dir == tmp_path / "data"
