@@ -36,7 +36,7 @@ lock:
 	$(UV) pip compile pyproject.toml --extra test --python-version 3.11 -o requirements.lock
 
 run: install
-	@if [ ! -f "$(NIGHTJAR_DATA_DIR)/shop.sqlite" ]; then \
+	@if [ -z "$$NIGHTJAR_SHOP_DB_URL" ] && [ ! -f "$(NIGHTJAR_DATA_DIR)/shop.sqlite" ]; then \
 		echo "No shop in $(NIGHTJAR_DATA_DIR): simulating the default one (2 years ending yesterday)"; \
 		$(VENV)/bin/nightjar simulate --out "$(NIGHTJAR_DATA_DIR)"; \
 	fi
