@@ -21,6 +21,8 @@ class Settings:
     shop_db_url: str
     warehouse: Path
     alerts_file: Path
+    nightly_cron: str = "0 2 * * *"
+    timezone: str = "UTC"
 
     @property
     def landing_dir(self) -> Path:
@@ -54,6 +56,8 @@ class Settings:
             "NIGHTJAR_SHOP_DB_URL": self.shop_db_url,
             "NIGHTJAR_WAREHOUSE": str(self.warehouse),
             "NIGHTJAR_ALERTS_FILE": str(self.alerts_file),
+            "NIGHTJAR_NIGHTLY_CRON": self.nightly_cron,
+            "NIGHTJAR_TIMEZONE": self.timezone,
         }
 
 
@@ -63,4 +67,12 @@ def get_settings(environ: os._Environ[str] | dict[str, str] | None = None) -> Se
     shop_db_url = env.get("NIGHTJAR_SHOP_DB_URL") or f"sqlite:///{data_dir / 'shop.sqlite'}"
     warehouse = Path(env.get("NIGHTJAR_WAREHOUSE") or data_dir / "warehouse.duckdb").expanduser().resolve()
     alerts_file = Path(env.get("NIGHTJAR_ALERTS_FILE") or DEFAULT_ALERTS_FILE).expanduser().resolve()
-    return Settings(data_dir=data_dir, shop_db_url=shop_db_url, warehouse=warehouse, alerts_file=alerts_file)
+    return Settings(
+        data_dir=data_dir,
+        shop_db_url=shop_db_url,
+        warehouse=warehouse,
+        alerts_file=alerts_file,
+        # The nightly run processes the day that just ended, in this timezone.
+        nightly_cron=env.get("NIGHTJAR_NIGHTLY_CRON") or "0 2 * * *",
+        timezone=env.get("NIGHTJAR_TIMEZONE") or "UTC",
+    )

@@ -1,0 +1,47 @@
+"""Generic webhook: JSON body signed with HMAC-SHA256.
+
+Headers: ``Idempotency-Key``, ``X-Nightjar-Timestamp`` (unix seconds) and
+``X-Nightjar-Signature: sha256=<hex>`` = HMAC-SHA256(secret, f"{timestamp}." + body).
+A receiver verifies the signature over the raw body and rejects stale timestamps.
+"""
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+import time
+from typing import Any
+
+import requests
+
+from nightjar.alerts.channels.base import DeliveryResult, parse_retry_after
+from nightjar.alerts.config import AlertsConfig
+
+
+def sign(secret: bytes, timestamp: str, body: bytes) -> str:
+    return "sha256=" + hmac.new(secret, timestamp.encode() + b"." + body, hashlib.sha256).hexdigest()
+
+
+class WebhookSender:
+    name = "webhook"
+
+    def __init__(self, config: AlertsConfig, clock=time.time):
+        self._config = config
+        self._clock = clock
+
+    def send(self, payload: dict[str, Any], key: str) -> DeliveryResult:
+        body = json.dumps(payload, sort_keys=True, separators=(",", ":"), default=str).encode()
+        ts = str(int(self._clock()))
+        headers = {"Content-Type": "application/json", "Idempotency-Key": key, "X-Nightjar-Timestamp": ts,
+                   "User-Agent": "nightjar-alerts/1"}
+        if self._config.webhook_secret:
+            headers["X-Nightjar-Signature"] = sign(self._config.webhook_secret.get().encode(), ts, body)
+        try:
+            r = requests.post(self._config.webhook_url.get(), data=body, headers=headers,
+                              timeout=self._config.http_timeout)
+        except requests.RequestException as exc:
+            return DeliveryResult(False, error=self._config.redact(f"{type(exc).__name__}: {exc}"))
+        if 200 <= r.status_code < 300:
+            return DeliveryResult(True, r.status_code)
+        return DeliveryResult(False, r.status_code, parse_retry_after(r.headers.get("Retry-After")),
+                              self._config.redact(f"HTTP {r.status_code}: {r.text[:200]}"))
