@@ -1,0 +1,359 @@
+"""dlt source over the events landing folder (``<landing>/events/dt=YYYY-MM-DD/*.jsonl[.gz]``).
+
+Each file is read once. The list of files already loaded lives in the resource state,
+which dlt stores in the destination (``raw._dlt_pipeline_state``) in the *same load
+package* as the rows: a file is recorded as loaded exactly when its rows are, so a crash
+can neither load a file twice nor lose it.
+
+File-level faults never stop the load (good files still land):
+
+* ``corrupt_gzip`` — a truncated/corrupt gzip: every complete line decoded before the
+  error is validated and loaded/quarantined as usual; then one extra reject row (at
+  ``_line`` = last complete line + 1) records the error and the partial last line. The
+  file counts as loaded (landing files never change; a fixed copy must arrive under a
+  new name).
+* ``unreadable_file`` (e.g. permission denied, I/O error) and ``not_a_file`` (a directory
+  or other non-regular entry named like a batch file) — one reject row (``_line`` 0,
+  ``raw_line`` = the error message). These are *not* recorded as loaded: they are retried
+  when the entry changes (mode, size, mtime or ctime, e.g. after a ``chmod``), and stay
+  silent (a log warning only) while it does not.
+
+In ``raw.events_load_log`` a file-level fault counts as one rejected record, so
+``lines_read = rows_loaded + rows_rejected`` always holds and equals the number of rows
+for the file in ``raw.events`` + ``raw.events_rejected`` of that load.
+"""
+from __future__ import annotations
+
+import logging
+import os
+import re
+import stat
+import zlib
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Iterator
+
+import dlt
+import pyarrow as pa
+
+from nightjar.ingest.fastpath import LineValidator
+from nightjar.ingest.validate import BOM, MAX_LINE_BYTES
+
+log = logging.getLogger(__name__)
+
+
+class _JsonHintNoise(logging.Filter):
+    """dlt warns on every Arrow batch that our `json` hints differ from the Arrow `string`
+    columns of `properties`/`context`. That is intended (DuckDB stores them as JSON)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        msg = record.getMessage()
+        return not ("In resource: events, when merging arrow schema" in msg and "hints were different" in msg)
+
+
+logging.getLogger("dlt").addFilter(_JsonHintNoise())
+
+PARTITION_RE = re.compile(r"^dt=\d{4}-\d{2}-\d{2}$")
+FILE_SUFFIXES = (".jsonl.gz", ".jsonl")
+BATCH_ROWS = 100_000
+READ_CHUNK = 1 << 18
+
+_TS = {"data_type": "timestamp", "timezone": True, "precision": 6}
+EVENTS_COLUMNS = {
+    "event_id": {"data_type": "text", "nullable": False},
+    "event_name": {"data_type": "text", "nullable": False},
+    "timestamp": {**_TS, "nullable": False},
+    "received_at": {**_TS, "nullable": False},
+    "anonymous_id": {"data_type": "text", "nullable": False},
+    "user_id": {"data_type": "text", "nullable": True},
+    "session_id": {"data_type": "text", "nullable": True},
+    "properties": {"data_type": "json", "nullable": True},
+    "context": {"data_type": "json", "nullable": True},
+    "_file": {"data_type": "text", "nullable": False},
+    "_line": {"data_type": "bigint", "nullable": False},
+    "_loaded_at": {**_TS, "nullable": False},
+}
+REJECTED_COLUMNS = {
+    "raw_line": {"data_type": "text", "nullable": True},
+    "_file": {"data_type": "text", "nullable": False},
+    "_line": {"data_type": "bigint", "nullable": True},
+    "reason": {"data_type": "text", "nullable": False},
+    "_loaded_at": {**_TS, "nullable": False},
+}
+LOAD_LOG_COLUMNS = {
+    "_file": {"data_type": "text", "nullable": False},
+    "lines_read": {"data_type": "bigint", "nullable": False},
+    "rows_loaded": {"data_type": "bigint", "nullable": False},
+    "rows_rejected": {"data_type": "bigint", "nullable": False},
+    "load_id": {"data_type": "text", "nullable": False},
+    "_loaded_at": {**_TS, "nullable": False},
+}
+LOAD_LOG_SCHEMA = pa.schema(
+    [
+        pa.field("_file", pa.string(), nullable=False),
+        pa.field("lines_read", pa.int64(), nullable=False),
+        pa.field("rows_loaded", pa.int64(), nullable=False),
+        pa.field("rows_rejected", pa.int64(), nullable=False),
+        pa.field("load_id", pa.string(), nullable=False),
+        pa.field("_loaded_at", pa.timestamp("us", tz="UTC"), nullable=False),
+    ]
+)
+
+
+@dataclass
+class FileResult:
+    file: str
+    lines_read: int = 0
+    rows_loaded: int = 0
+    rows_rejected: int = 0
+    fault: str | None = None
+    error: str | None = None
+
+    def as_dict(self) -> dict:
+        return {k: v for k, v in self.__dict__.items() if v is not None}
+
+
+@dataclass
+class EventsRunStats:
+    """Filled in by the resource while it runs; read by :func:`nightjar.ingest.load_events`."""
+
+    load_id: str | None = None
+    files: list[FileResult] = field(default_factory=list)
+    files_already_loaded: int = 0
+    faulty_unchanged: list[str] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+
+
+def discover_files(events_dir: Path, stats: EventsRunStats | None = None) -> Iterator[tuple[str, Path]]:
+    """Yield ``(relative posix path, path)`` of candidate batch files, sorted."""
+    if not events_dir.is_dir():
+        return
+    for part in sorted(events_dir.iterdir()):
+        if not PARTITION_RE.match(part.name) or not part.is_dir():
+            continue
+        try:
+            entries = sorted(part.iterdir())
+        except OSError as exc:
+            msg = f"cannot list partition {part.name}: {exc}"
+            log.warning(msg)
+            if stats is not None:
+                stats.warnings.append(msg)
+            continue
+        for path in entries:
+            if path.name.startswith(".") or not path.name.endswith(FILE_SUFFIXES):
+                continue  # hidden / in-flight / foreign files are not batches
+            yield f"{part.name}/{path.name}", path
+
+
+def _signature(path: Path) -> str:
+    try:
+        st = os.stat(path)
+    except OSError as exc:
+        return f"stat-error:{exc.errno}"
+    return f"{st.st_mode}:{st.st_size}:{st.st_mtime_ns}:{st.st_ctime_ns}"
+
+
+def read_file(path: Path) -> tuple[bytes, str | None, str | None]:
+    """Return ``(content, fault, message)``; content is what could be decoded."""
+    try:
+        st = os.stat(path)
+    except OSError as exc:
+        return b"", "unreadable_file", f"{type(exc).__name__}: {exc}"
+    if not stat.S_ISREG(st.st_mode):
+        kind = "a directory" if stat.S_ISDIR(st.st_mode) else "not a regular file"
+        return b"", "not_a_file", f"{path.name} is {kind}"
+    try:
+        fh = open(path, "rb")
+    except OSError as exc:
+        return b"", "unreadable_file", f"{type(exc).__name__}: {exc}"
+    with fh:
+        try:
+            raw = fh.read()
+        except OSError as exc:
+            return b"", "unreadable_file", f"{type(exc).__name__}: {exc}"
+    if not path.name.endswith(".gz"):
+        return raw, None, None
+    return gunzip_partial(raw)
+
+
+def gunzip_partial(raw: bytes) -> tuple[bytes, str | None, str | None]:
+    """Decompress (multi-member) gzip data, keeping everything decoded before an error."""
+    out: list[bytes] = []
+    pos = 0
+    while True:
+        if pos >= len(raw) or not raw[pos:].strip(b"\x00"):  # done, or trailing zero padding
+            return b"".join(out), None, None
+        if raw[pos : pos + 2] != b"\x1f\x8b":
+            what = "not a gzip file" if pos == 0 else f"garbage after gzip member at byte {pos}"
+            return b"".join(out), "corrupt_gzip", f"BadGzipFile: {what}"
+        d = zlib.decompressobj(wbits=31)
+        try:
+            for start in range(pos, len(raw), READ_CHUNK):
+                out.append(d.decompress(raw[start : start + READ_CHUNK]))
+                if d.eof:
+                    break
+        except zlib.error as exc:
+            return b"".join(out), "corrupt_gzip", f"zlib.error: {exc}"
+        if not d.eof:
+            out.append(d.flush())
+            return (b"".join(out), "corrupt_gzip",
+                    "EOFError: compressed file ended before the end-of-stream marker was reached")
+        pos = min(len(raw), start + READ_CHUNK) - len(d.unused_data)
+
+
+def _current_load_id() -> str | None:
+    try:
+        return dlt.current.load_package()["load_id"]
+    except Exception:  # outside of a pipeline run (e.g. iterating the resource directly)
+        return None
+
+
+@dlt.resource(
+    name="events",
+    write_disposition="append",
+    file_format="parquet",
+)
+def events_resource(
+    events_dir: Path,
+    stats: EventsRunStats,
+    batch_rows: int = BATCH_ROWS,
+):
+    state = dlt.current.resource_state()
+    loaded_files: dict[str, int] = state.setdefault("files", {})
+    faulty: dict[str, str] = state.setdefault("faulty", {})
+    load_id = stats.load_id = _current_load_id() or datetime.now(timezone.utc).strftime("%s.%f")
+    loaded_at = datetime.now(timezone.utc)
+    validator = LineValidator(loaded_at)
+    hinted: set[str] = set()
+
+    def emit(table: pa.Table, name: str, columns: dict):
+        if name in hinted:
+            return dlt.mark.with_table_name(table, name)
+        hinted.add(name)
+        return dlt.mark.with_hints(
+            table,
+            dlt.mark.make_hints(table_name=name, columns=columns, write_disposition="append"),
+            create_table_variant=True,
+        )
+
+    def flush():
+        events, rejected = validator.flush()
+        if events is not None:
+            yield emit(events, "events", EVENTS_COLUMNS)
+        if rejected is not None:
+            yield emit(rejected, "events_rejected", REJECTED_COLUMNS)
+
+    try:
+        for rel, path in discover_files(events_dir, stats):
+            if rel in loaded_files:
+                stats.files_already_loaded += 1
+                continue
+            sig = _signature(path)
+            if faulty.get(rel) == sig:
+                stats.faulty_unchanged.append(rel)
+                log.warning("events file %s still faulty and unchanged since last run; skipped", rel)
+                continue
+            data, fault, message = read_file(path)
+            res = FileResult(rel, fault=fault, error=message)
+            stats.files.append(res)
+            if fault in ("unreadable_file", "not_a_file"):
+                log.error("events file %s: %s (%s); will retry when it changes", rel, fault, message)
+                validator.add_reject(f"[{fault}] {message}", rel, 0, fault)
+                res.lines_read = 1
+                faulty[rel] = sig
+                continue
+            fragment = None
+            if data.startswith(BOM):
+                data = data[len(BOM):]
+            if fault == "corrupt_gzip":
+                cut = data.rfind(b"\n") + 1
+                data, fragment = data[:cut], data[cut:]
+            for kind, first_no, chunk in _line_chunks(data, batch_rows):
+                if kind == "text":
+                    validator.add_text_lines(rel, chunk, first_no)
+                elif kind == "numbered_text":
+                    validator.add_text_lines(rel, [t for _, t in chunk], line_numbers=[n for n, _ in chunk])
+                else:
+                    validator.add_byte_lines(rel, chunk)
+                res.lines_read += len(chunk)
+                if len(validator) >= batch_rows:
+                    yield from flush()
+            del data
+            if fault == "corrupt_gzip":
+                log.error("events file %s: corrupt gzip after line %d (%s); earlier lines kept",
+                          rel, res.lines_read, message)
+                raw = f"[corrupt_gzip] {message}"
+                if fragment:
+                    raw += " | partial line: " + fragment.decode("utf-8", "backslashreplace")[:MAX_LINE_BYTES]
+                res.lines_read += 1
+                validator.add_reject(raw, rel, res.lines_read, "corrupt_gzip")
+            loaded_files[rel] = _size(path)
+            faulty.pop(rel, None)
+            if len(validator) >= batch_rows:
+                yield from flush()
+        yield from flush()
+    finally:
+        validator.close()
+
+    for res in stats.files:
+        res.rows_loaded, res.rows_rejected = validator.counts.get(res.file, (0, 0))
+        if res.lines_read != res.rows_loaded + res.rows_rejected:  # would be a bug
+            raise RuntimeError(f"events file {res.file}: reconciliation failed {res}")
+    if stats.files:
+        n = len(stats.files)
+        log_table = pa.Table.from_arrays(
+            [
+                pa.array([r.file for r in stats.files], pa.string()),
+                pa.array([r.lines_read for r in stats.files], pa.int64()),
+                pa.array([r.rows_loaded for r in stats.files], pa.int64()),
+                pa.array([r.rows_rejected for r in stats.files], pa.int64()),
+                pa.array([load_id] * n, pa.string()),
+                pa.array([loaded_at] * n, LOAD_LOG_SCHEMA.field("_loaded_at").type),
+            ],
+            schema=LOAD_LOG_SCHEMA,
+        )
+        yield emit(log_table, "events_load_log", LOAD_LOG_COLUMNS)
+
+
+def _size(path: Path) -> int:
+    try:
+        return path.stat().st_size
+    except OSError:
+        return -1
+
+
+def _line_chunks(data: bytes, batch_rows: int):
+    """Split a file's content into lines (``\\n``; a final newline ends the last line)
+    and yield ``(kind, first line number, lines)`` chunks of at most ``batch_rows``.
+
+    kind ``text``: consecutive lines as str; ``numbered_text``: (line number, str) pairs;
+    ``bytes``: (line number, bytes) pairs of lines that are not valid UTF-8.
+    """
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError:
+        lines_b = data.split(b"\n")
+        if lines_b and lines_b[-1] == b"":
+            lines_b.pop()
+        good, bad = [], []
+        for no, line in enumerate(lines_b, 1):
+            try:
+                good.append((no, line.decode("utf-8")))
+            except UnicodeDecodeError:
+                bad.append((no, line))
+        for start in range(0, len(good), batch_rows):
+            yield "numbered_text", None, good[start : start + batch_rows]
+        yield "bytes", None, bad
+        return
+    lines = text.split("\n")
+    del text
+    if lines and lines[-1] == "":
+        lines.pop()
+    for start in range(0, len(lines), batch_rows):
+        yield "text", start + 1, lines[start : start + batch_rows]
+
+
+@dlt.source(name="nightjar_events", max_table_nesting=0)
+def events_source(events_dir: Path, stats: EventsRunStats, batch_rows: int = BATCH_ROWS):
+    return events_resource(Path(events_dir), stats, batch_rows)

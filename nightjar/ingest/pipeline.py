@@ -1,0 +1,119 @@
+"""Pipeline construction, run functions and run summaries for the raw layer.
+
+Both pipelines load into DuckDB at ``settings.warehouse``, dataset (schema) ``raw``, with
+their working directories under ``settings.dlt_pipelines_dir``.
+
+The destination is the authority for pipeline state: before each run the local working
+state is dropped (unless a previous run left packages that are not loaded yet, which
+are then finished first), so dlt restores the state from ``raw._dlt_pipeline_state``.
+Deleting the local pipelines dir therefore never causes a reload, and deleting/replacing
+the warehouse file never leaves a stale local state that would skip files.
+"""
+from __future__ import annotations
+
+import logging
+import os
+import time
+from typing import Any
+
+import dlt
+
+from nightjar.ingest.events import BATCH_ROWS, EventsRunStats, events_source
+from nightjar.ingest.shop import SHOP_TABLES, shop_source
+from nightjar.settings import Settings, get_settings
+
+log = logging.getLogger(__name__)
+
+DATASET = "raw"
+EVENTS_PIPELINE = "nightjar_events"
+SHOP_PIPELINE = "nightjar_shop"
+SHOP_TABLE_NAMES = [*SHOP_TABLES, "order_items"]
+
+
+def make_pipeline(name: str, settings: Settings) -> dlt.Pipeline:
+    settings.dlt_pipelines_dir.mkdir(parents=True, exist_ok=True)
+    settings.warehouse.parent.mkdir(parents=True, exist_ok=True)
+    pipeline = dlt.pipeline(
+        pipeline_name=name,
+        destination=dlt.destinations.duckdb(str(settings.warehouse)),
+        dataset_name=DATASET,
+        pipelines_dir=str(settings.dlt_pipelines_dir),
+    )
+    if pipeline.has_pending_data:
+        log.warning("pipeline %s has packages from an interrupted run; finishing them first", name)
+    else:
+        pipeline = pipeline.drop()  # state comes back from the warehouse on run
+    return pipeline
+
+
+def _load_id(info: Any) -> str | None:
+    ids = list(getattr(info, "loads_ids", []) or [])
+    return ids[-1] if ids else None
+
+
+def load_events(settings: Settings | None = None, *, batch_rows: int = BATCH_ROWS) -> dict:
+    """Load landing files not loaded before into raw.events / events_rejected / events_load_log."""
+    settings = settings or get_settings()
+    started = time.perf_counter()
+    stats = EventsRunStats()
+    pipeline = make_pipeline(EVENTS_PIPELINE, settings)
+    info = pipeline.run(
+        events_source(settings.events_dir, stats, batch_rows), loader_file_format="parquet"
+    )
+    info.raise_on_failed_jobs()
+    files = [f.as_dict() for f in stats.files]
+    summary = {
+        "pipeline": EVENTS_PIPELINE,
+        "load_id": stats.load_id if stats.files else _load_id(info),
+        "files_loaded": sum(1 for f in stats.files if f.fault not in ("unreadable_file", "not_a_file")),
+        "files_failed": sum(1 for f in stats.files if f.fault in ("unreadable_file", "not_a_file")),
+        "files_already_loaded": stats.files_already_loaded,
+        "files_faulty_unchanged": list(stats.faulty_unchanged),
+        "lines_read": sum(f.lines_read for f in stats.files),
+        "rows_loaded": sum(f.rows_loaded for f in stats.files),
+        "rows_rejected": sum(f.rows_rejected for f in stats.files),
+        "files": files,
+        "warnings": list(stats.warnings),
+        "seconds": round(time.perf_counter() - started, 3),
+    }
+    log.info(
+        "events: %d files, %d lines -> %d loaded, %d rejected (load %s)",
+        summary["files_loaded"], summary["lines_read"], summary["rows_loaded"],
+        summary["rows_rejected"], summary["load_id"],
+    )
+    return summary
+
+
+def load_shop(
+    settings: Settings | None = None,
+    *,
+    schema: str | None = None,
+    backend: str = "pyarrow",
+) -> dict:
+    """Incrementally merge the shop tables into raw.customers/products/orders/order_items."""
+    settings = settings or get_settings()
+    started = time.perf_counter()
+    # _dlt_load_id on Arrow rows, for this pipeline only (dlt config is scoped by pipeline name)
+    os.environ.setdefault(
+        f"{SHOP_PIPELINE.upper()}__NORMALIZE__PARQUET_NORMALIZER__ADD_DLT_LOAD_ID", "true"
+    )
+    pipeline = make_pipeline(SHOP_PIPELINE, settings)
+    info = pipeline.run(
+        shop_source(settings.shop_db_url, schema=schema, backend=backend),
+        loader_file_format="parquet",
+    )
+    info.raise_on_failed_jobs()
+    counts: dict[str, int] = {}
+    norm = pipeline.last_trace.last_normalize_info if pipeline.last_trace else None
+    if norm is not None:
+        counts = dict(norm.row_counts)
+    rows = {t: int(counts.get(t, 0)) for t in SHOP_TABLE_NAMES}
+    summary = {
+        "pipeline": SHOP_PIPELINE,
+        "load_id": _load_id(info),
+        "rows": rows,
+        "rows_total": sum(rows.values()),
+        "seconds": round(time.perf_counter() - started, 3),
+    }
+    log.info("shop: %s (load %s)", rows, summary["load_id"])
+    return summary
