@@ -26,7 +26,13 @@ def run_pipeline(selection: str = "*", print_summary: bool = True) -> dg.Execute
     asset_graph = defs.resolve_asset_graph()
     keys = dg.AssetSelection.from_string(selection).resolve(asset_graph)
     with _instance() as instance:
-        result = job.execute_in_process(instance=instance, asset_selection=list(keys), raise_on_error=False)
+        result = job.execute_in_process(
+            instance=instance,
+            asset_selection=list(keys),
+            raise_on_error=False,
+            # Step-level INFO lines only; DEBUG engine chatter drowns the summary.
+            run_config={"loggers": {"console": {"config": {"log_level": "INFO"}}}},
+        )
     if print_summary:
         print(format_summary(settings.warehouse))
         if not result.success:

@@ -1,5 +1,4 @@
 """dlt ingestion assets: landing-file events and the shop database into `raw`."""
-from __future__ import annotations
 
 import dagster as dg
 

@@ -1,0 +1,18 @@
+"""The one Definitions object of Nightjar, loaded by workspace.yaml.
+
+Each domain package (ingestion, transform, ml, alerts, reports, orchestration) exposes
+its own `defs`; they are merged here so that adding a domain never touches the others.
+"""
+import dagster as dg
+
+from dagster_project.alerts import defs as alerts
+from dagster_project.ingestion import defs as ingestion
+from dagster_project.resources import WarehouseResource
+from dagster_project.transform import defs as transform
+
+defs = dg.Definitions.merge(
+    dg.Definitions(resources={"warehouse": WarehouseResource()}),
+    ingestion.defs,
+    transform.defs,
+    alerts.defs,
+)

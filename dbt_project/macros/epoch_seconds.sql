@@ -1,0 +1,30 @@
+{#
+  epoch_seconds(ts) -> DOUBLE: seconds since 1970-01-01 00:00:00 UTC of a UTC TIMESTAMP,
+  including fractional seconds. Used for exact durations (dbt.datediff counts boundaries).
+    duckdb:   epoch(ts)
+    spark:    unix_micros(ts) / 1e6
+    default:  to_unixtime(ts)   (Trino/Presto)
+#}
+{% macro epoch_seconds(ts) -%}
+    {{ return(adapter.dispatch('epoch_seconds', 'nightjar')(ts)) }}
+{%- endmacro %}
+
+{% macro default__epoch_seconds(ts) -%}
+    to_unixtime({{ ts }})
+{%- endmacro %}
+
+{% macro duckdb__epoch_seconds(ts) -%}
+    epoch(cast({{ ts }} as timestamp))
+{%- endmacro %}
+
+{% macro spark__epoch_seconds(ts) -%}
+    (unix_micros(cast({{ ts }} as timestamp)) / 1000000.0)
+{%- endmacro %}
+
+{#
+  seconds_between(start_ts, end_ts) -> BIGINT: whole seconds from start to end
+  (fraction truncated), e.g. session duration.
+#}
+{% macro seconds_between(start_ts, end_ts) -%}
+    cast(floor({{ nightjar.epoch_seconds(end_ts) }} - {{ nightjar.epoch_seconds(start_ts) }}) as {{ dbt.type_bigint() }})
+{%- endmacro %}

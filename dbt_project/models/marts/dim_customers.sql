@@ -1,0 +1,145 @@
+{#
+  One row per shop customer with order history and RFM scores.
+    as_of_date      = last date with events or orders (the data's "today", deterministic)
+    orders_count    = orders not cancelled; gross/net revenue in USD (net = gross - refunded)
+    recency_days    = as_of_date - date of the last (not cancelled) order
+    r/f/m_score     = ntile(5) over customers with at least one order (5 = best: most
+                      recent, most orders, most net revenue; ties broken by customer_id)
+    rfm_segment     = Champions, Loyal, Potential Loyalist, New, Needs Attention,
+                      At Risk, Hibernating, Lost; 'Prospect' for customers without orders
+    acquisition_channel = utm_source of the customer's first session, else 'referral'
+                      when it had a referrer, else 'direct'; 'unknown' without sessions
+#}
+
+with customers as (
+
+    select * from {{ ref('stg_customers') }}
+
+),
+
+orders as (
+
+    select * from {{ ref('stg_orders') }} where not is_cancelled
+
+),
+
+sessions as (
+
+    select * from {{ ref('fct_sessions') }} where customer_id is not null
+
+),
+
+as_of as (
+
+    select max(d) as as_of_date
+    from (
+        select activity_date as d from {{ ref('int_user_activity_daily') }}
+        union all
+        select order_date as d from {{ ref('stg_orders') }}
+    ) as all_dates
+
+),
+
+customer_orders as (
+
+    select
+        customer_id,
+        min(created_at) as first_order_at,
+        max(created_at) as last_order_at,
+        count(*) as orders_count,
+        sum(total_amount_usd) as gross_revenue_usd,
+        sum(total_amount_usd) - sum(case when is_refunded then total_amount_usd else 0 end) as net_revenue_usd
+    from orders
+    group by customer_id
+
+),
+
+first_sessions as (
+
+    select customer_id, utm_source, referrer
+    from (
+        select
+            customer_id,
+            utm_source,
+            referrer,
+            row_number() over (partition by customer_id order by session_start, session_id) as session_rank
+        from sessions
+    ) as ranked
+    where session_rank = 1
+
+),
+
+scored as (
+
+    select
+        customer_orders.*,
+        {{ dbt.datediff(nightjar.to_date('customer_orders.last_order_at'), 'as_of.as_of_date', 'day') }} as recency_days,
+        ntile(5) over (order by customer_orders.last_order_at, customer_orders.customer_id) as r_score,
+        ntile(5) over (order by customer_orders.orders_count, customer_orders.customer_id) as f_score,
+        ntile(5) over (order by customer_orders.net_revenue_usd, customer_orders.customer_id) as m_score
+    from customer_orders
+    cross join as_of
+
+),
+
+final as (
+
+    select
+        customers.customer_id,
+        customers.email_hash,
+        customers.country,
+        customers.created_at,
+        scored.first_order_at,
+        scored.last_order_at,
+        coalesce(scored.orders_count, 0) as orders_count,
+        coalesce(scored.gross_revenue_usd, 0) as gross_revenue_usd,
+        coalesce(scored.net_revenue_usd, 0) as net_revenue_usd,
+        scored.recency_days,
+        scored.r_score,
+        scored.f_score,
+        scored.m_score,
+        case
+            when scored.customer_id is null then 'Prospect'
+            when scored.r_score >= 4 and scored.f_score >= 4 and scored.m_score >= 4 then 'Champions'
+            when scored.r_score >= 3 and scored.f_score >= 4 then 'Loyal'
+            when scored.r_score >= 4 and scored.f_score = 1 then 'New'
+            when scored.r_score >= 3 and scored.f_score >= 2 then 'Potential Loyalist'
+            when scored.r_score <= 2 and scored.f_score >= 3 then 'At Risk'
+            when scored.r_score = 2 then 'Hibernating'
+            when scored.r_score = 1 then 'Lost'
+            else 'Needs Attention'
+        end as rfm_segment,
+        case
+            when first_sessions.customer_id is null then 'unknown'
+            when first_sessions.utm_source is not null and trim(first_sessions.utm_source) <> '' then lower(trim(first_sessions.utm_source))
+            when first_sessions.referrer is not null and trim(first_sessions.referrer) <> '' then 'referral'
+            else 'direct'
+        end as acquisition_channel,
+        as_of.as_of_date
+    from customers
+    cross join as_of
+    left join scored
+        on customers.customer_id = scored.customer_id
+    left join first_sessions
+        on customers.customer_id = first_sessions.customer_id
+
+)
+
+select
+    cast(customer_id as {{ dbt.type_string() }}) as customer_id,
+    cast(email_hash as {{ dbt.type_string() }}) as email_hash,
+    cast(country as {{ dbt.type_string() }}) as country,
+    cast(created_at as {{ dbt.type_timestamp() }}) as created_at,
+    cast(first_order_at as {{ dbt.type_timestamp() }}) as first_order_at,
+    cast(last_order_at as {{ dbt.type_timestamp() }}) as last_order_at,
+    cast(orders_count as {{ dbt.type_bigint() }}) as orders_count,
+    cast(gross_revenue_usd as {{ nightjar.type_double() }}) as gross_revenue_usd,
+    cast(net_revenue_usd as {{ nightjar.type_double() }}) as net_revenue_usd,
+    cast(recency_days as {{ dbt.type_bigint() }}) as recency_days,
+    cast(r_score as {{ dbt.type_bigint() }}) as r_score,
+    cast(f_score as {{ dbt.type_bigint() }}) as f_score,
+    cast(m_score as {{ dbt.type_bigint() }}) as m_score,
+    cast(rfm_segment as {{ dbt.type_string() }}) as rfm_segment,
+    cast(acquisition_channel as {{ dbt.type_string() }}) as acquisition_channel,
+    cast(as_of_date as date) as as_of_date
+from final

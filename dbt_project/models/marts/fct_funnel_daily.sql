@@ -1,0 +1,62 @@
+{#
+  Daily purchase funnel over non-bot stitched events, by UTC date.
+  Steps: 1 view (page_viewed) -> 2 product (product_viewed) -> 3 cart
+  (product_added_to_cart) -> 4 checkout (checkout_started) -> 5 purchase
+  (purchase_completed). A user_key "reaches" step k on D when it has an event of step k
+  or of any later step that day (a purchase implies the earlier steps), so the counts
+  never increase along the funnel and every step conversion lies in 0..1.
+#}
+
+with events as (
+
+    select user_key, event_date, event_name
+    from {{ ref('int_events_stitched') }}
+    where not is_bot
+
+),
+
+user_steps as (
+
+    select
+        user_key,
+        event_date,
+        max(case event_name
+                when 'page_viewed' then 1
+                when 'product_viewed' then 2
+                when 'product_added_to_cart' then 3
+                when 'checkout_started' then 4
+                when 'purchase_completed' then 5
+                else 0
+            end) as max_step
+    from events
+    group by user_key, event_date
+
+),
+
+daily as (
+
+    select
+        event_date as metric_date,
+        sum(case when max_step >= 1 then 1 else 0 end) as viewers,
+        sum(case when max_step >= 2 then 1 else 0 end) as product_viewers,
+        sum(case when max_step >= 3 then 1 else 0 end) as cart_adders,
+        sum(case when max_step >= 4 then 1 else 0 end) as checkout_starters,
+        sum(case when max_step >= 5 then 1 else 0 end) as purchasers
+    from user_steps
+    group by event_date
+
+)
+
+select
+    cast(metric_date as date) as metric_date,
+    cast(viewers as {{ dbt.type_bigint() }}) as viewers,
+    cast(product_viewers as {{ dbt.type_bigint() }}) as product_viewers,
+    cast(cart_adders as {{ dbt.type_bigint() }}) as cart_adders,
+    cast(checkout_starters as {{ dbt.type_bigint() }}) as checkout_starters,
+    cast(purchasers as {{ dbt.type_bigint() }}) as purchasers,
+    cast({{ nightjar.safe_divide('product_viewers', 'viewers') }} as {{ nightjar.type_double() }}) as view_to_product_rate,
+    cast({{ nightjar.safe_divide('cart_adders', 'product_viewers') }} as {{ nightjar.type_double() }}) as product_to_cart_rate,
+    cast({{ nightjar.safe_divide('checkout_starters', 'cart_adders') }} as {{ nightjar.type_double() }}) as cart_to_checkout_rate,
+    cast({{ nightjar.safe_divide('purchasers', 'checkout_starters') }} as {{ nightjar.type_double() }}) as checkout_to_purchase_rate,
+    cast({{ nightjar.safe_divide('purchasers', 'viewers') }} as {{ nightjar.type_double() }}) as overall_conversion_rate
+from daily

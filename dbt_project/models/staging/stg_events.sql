@@ -1,0 +1,200 @@
+{#
+  stg_events: one row per logical event (event_id), DESIGN §1.1.
+
+  Incremental (delete+insert on event_id): a run reads only the raw rows loaded after the
+  newest `_last_loaded_at` already here, then re-derives those event_ids from *all* their
+  raw copies, so the kept copy (earliest received_at) is the same as in a full refresh,
+  even when a retried delivery arrives in a later batch.
+#}
+{{
+  config(
+    materialized='incremental',
+    unique_key='event_id',
+    incremental_strategy='delete+insert',
+    on_schema_change='append_new_columns'
+  )
+}}
+
+with source as (
+
+    select * from {{ source('raw', 'events') }}
+
+),
+
+{% if is_incremental() %}
+new_event_ids as (
+
+    select distinct event_id
+    from source
+    where {{ nightjar.to_utc_timestamp('_loaded_at') }} > (
+        select coalesce(max(_last_loaded_at), cast('1900-01-01 00:00:00' as {{ dbt.type_timestamp() }}))
+        from {{ this }}
+    )
+
+),
+
+candidates as (
+
+    select source.*
+    from source
+    where event_id in (select event_id from new_event_ids)
+
+),
+{% else %}
+candidates as (
+
+    select * from source
+
+),
+{% endif %}
+
+renamed as (
+
+    select
+        cast(event_id as {{ dbt.type_string() }}) as event_id,
+        {{ nightjar.normalize_event_name('event_name') }} as event_name,
+        {{ nightjar.to_utc_timestamp(adapter.quote('timestamp')) }} as event_timestamp,
+        coalesce(
+            {{ nightjar.to_utc_timestamp('received_at') }},
+            {{ nightjar.to_utc_timestamp(adapter.quote('timestamp')) }}
+        ) as received_at,
+        cast(anonymous_id as {{ dbt.type_string() }}) as anonymous_id,
+        nullif(trim(cast(user_id as {{ dbt.type_string() }})), '') as user_id,
+        cast(session_id as {{ dbt.type_string() }}) as client_session_id,
+        cast(properties as {{ dbt.type_string() }}) as properties,
+        cast(context as {{ dbt.type_string() }}) as context,
+        _file,
+        _line,
+        {{ nightjar.to_utc_timestamp('_loaded_at') }} as _loaded_at
+    from candidates
+
+),
+
+ranked as (
+
+    select
+        renamed.*,
+        row_number() over (
+            partition by event_id
+            order by received_at, _loaded_at, _file, _line
+        ) as copy_rank,
+        count(*) over (partition by event_id) as copies,
+        max(_loaded_at) over (partition by event_id) as _last_loaded_at
+    from renamed
+
+),
+
+deduplicated as (
+
+    select * from ranked where copy_rank = 1
+
+),
+
+extracted as (
+
+    select
+        event_id,
+        event_name,
+        event_timestamp,
+        {{ nightjar.to_date('event_timestamp') }} as event_date,
+        received_at,
+        anonymous_id,
+        user_id,
+        client_session_id,
+
+        -- context
+        {{ nightjar.json_extract_string('context', 'page.url') }} as page_url,
+        {{ nightjar.json_extract_string('context', 'page.path') }} as page_path,
+        {{ nightjar.json_extract_string('context', 'page.referrer') }} as referrer,
+        {{ nightjar.json_extract_string('context', 'page.title') }} as page_title,
+        {{ nightjar.json_extract_string('context', 'campaign.source') }} as utm_source,
+        {{ nightjar.json_extract_string('context', 'campaign.medium') }} as utm_medium,
+        {{ nightjar.json_extract_string('context', 'campaign.name') }} as utm_campaign,
+        {{ nightjar.json_extract_string('context', 'user_agent') }} as user_agent,
+        {{ nightjar.json_extract_string('context', 'locale') }} as locale,
+        {{ nightjar.json_extract_string('context', 'timezone') }} as client_timezone,
+        {{ nightjar.json_extract_string('context', 'geo.country') }} as country,
+        {{ nightjar.json_extract_string('context', 'geo.city') }} as city,
+
+        -- properties
+        {{ nightjar.json_extract_string('properties', 'product_id') }} as product_id,
+        {{ nightjar.json_extract_string('properties', 'category') }} as category,
+        {{ dbt.safe_cast(nightjar.json_extract_string('properties', 'price'), nightjar.type_double()) }} as price,
+        {{ dbt.safe_cast(nightjar.json_extract_string('properties', 'quantity'), dbt.type_bigint()) }} as quantity,
+        {{ dbt.safe_cast(nightjar.json_extract_string('properties', 'cart_value'), nightjar.type_double()) }} as cart_value,
+        {{ dbt.safe_cast(nightjar.json_extract_string('properties', 'revenue'), nightjar.type_double()) }} as revenue,
+        upper({{ nightjar.json_extract_string('properties', 'currency') }}) as currency,
+        {{ nightjar.json_extract_string('properties', 'order_id') }} as order_id,
+        {{ nightjar.json_extract_string('properties', 'query') }} as search_query,
+        {{ nightjar.json_extract_string('properties', 'method') }} as signup_method,
+
+        properties,
+        context,
+        copies,
+        _file,
+        _line,
+        _loaded_at,
+        _last_loaded_at
+    from deduplicated
+
+),
+
+final as (
+
+    select
+        extracted.*,
+        coalesce(
+            {{ nightjar.regex_matches_ci('user_agent', var('bot_user_agent_pattern')) }},
+            false
+        ) as is_bot
+    from extracted
+
+)
+
+select
+    event_id,
+    event_name,
+    event_timestamp,
+    event_date,
+    received_at,
+    anonymous_id,
+    user_id,
+    client_session_id,
+    page_url,
+    page_path,
+    referrer,
+    page_title,
+    utm_source,
+    utm_medium,
+    utm_campaign,
+    user_agent,
+    case
+        when is_bot then 'bot'
+        when user_agent is null or trim(user_agent) = '' then 'unknown'
+        when {{ nightjar.regex_matches_ci('user_agent', 'ipad|tablet|kindle|silk|playbook') }} then 'tablet'
+        when {{ nightjar.regex_matches_ci('user_agent', 'mobi|iphone|ipod|android|blackberry|opera mini|windows phone') }} then 'mobile'
+        else 'desktop'
+    end as device_type,
+    locale,
+    client_timezone,
+    country,
+    city,
+    product_id,
+    category,
+    price,
+    quantity,
+    cart_value,
+    revenue,
+    currency,
+    order_id,
+    search_query,
+    signup_method,
+    is_bot,
+    properties,
+    context,
+    copies,
+    _file,
+    _line,
+    _loaded_at,
+    _last_loaded_at
+from final

@@ -1,0 +1,59 @@
+with source as (
+
+    select * from {{ source('raw', 'orders') }}
+
+),
+
+latest as (
+
+    -- dlt merges on order_id; keep the newest version defensively.
+    select *
+    from (
+        select
+            source.*,
+            row_number() over (
+                partition by order_id
+                order by updated_at desc, _dlt_load_id desc
+            ) as version_rank
+        from source
+    ) as versions
+    where version_rank = 1
+
+),
+
+rates as (
+
+    select * from {{ ref('currency_rates') }}
+
+),
+
+renamed as (
+
+    select
+        cast(latest.order_id as {{ dbt.type_string() }}) as order_id,
+        cast(latest.customer_id as {{ dbt.type_string() }}) as customer_id,
+        lower(trim(latest.status)) as status,
+        upper(trim(latest.currency)) as currency,
+        cast(latest.total_amount as {{ nightjar.type_double() }}) as total_amount,
+        cast(latest.total_amount as {{ nightjar.type_double() }}) * rates.usd_per_unit as total_amount_usd,
+        {{ nightjar.to_utc_timestamp('latest.created_at') }} as created_at,
+        {{ nightjar.to_utc_timestamp('latest.updated_at') }} as updated_at
+    from latest
+    left join rates
+        on upper(trim(latest.currency)) = rates.currency
+
+)
+
+select
+    order_id,
+    customer_id,
+    status,
+    currency,
+    total_amount,
+    total_amount_usd,
+    created_at,
+    updated_at,
+    {{ nightjar.to_date('created_at') }} as order_date,
+    status = 'cancelled' as is_cancelled,
+    status = 'refunded' as is_refunded
+from renamed

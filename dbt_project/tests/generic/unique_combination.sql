@@ -1,0 +1,9 @@
+{#
+  unique_combination: no two rows share the same values of `columns` (a list).
+#}
+{% test unique_combination(model, columns) %}
+select {{ columns | join(', ') }}, count(*) as n
+from {{ model }}
+group by {{ columns | join(', ') }}
+having count(*) > 1
+{% endtest %}

@@ -1,0 +1,257 @@
+"""The dbt project through the real dbt CLI, on the tiny hand-checked raw layer of
+``tests/dbt_fixtures.py``.
+
+* values of the marts after the first build, worked out by hand (see dbt_fixtures' docstring);
+* the dbt unit tests (``dbt test --select test_type:unit``);
+* incremental == full refresh: after the second night's load (new day, late events up to
+  3 days old, retried duplicates, an anonymous_id that gets identified, a refund of an old
+  order) an incremental ``dbt build`` gives exactly the tables of a ``--full-refresh`` build.
+
+Each module run uses its own warehouse files, target and log paths (parallel-safe).
+"""
+from __future__ import annotations
+
+import datetime as dt
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import duckdb
+import pytest
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from dbt_fixtures import append_increment, build_base  # noqa: E402
+
+REPO = Path(__file__).resolve().parents[1]
+PROJECT = REPO / "dbt_project"
+_VENV_DBT = REPO / ".venv" / "bin" / "dbt"
+DBT = str(_VENV_DBT) if _VENV_DBT.exists() else (shutil.which("dbt") or "dbt")
+
+D1, D2, D3, D4 = (dt.date(2025, 1, d) for d in (6, 7, 8, 9))
+# Seed currency_rates: 1 EUR = 1 / 0.92 USD, 1 GBP = 1 / 0.79 USD.
+EUR50 = 50 / 0.92
+GBP10 = 10 / 0.79
+MARTS = ["fct_sessions", "fct_daily_metrics", "fct_retention_daily", "fct_retention_weekly",
+         "dim_customers", "fct_funnel_daily"]
+COMPARED = ["staging.stg_events", "staging.stg_orders", "staging.stg_order_items",
+            "staging.stg_customers", "staging.stg_products", "intermediate.int_identity_map",
+            "intermediate.int_events_stitched", "intermediate.int_user_activity_daily"] + \
+           [f"marts.{m}" for m in MARTS]
+
+
+def ts(day: dt.date, h: int, m: int = 0, s: int = 0) -> dt.datetime:
+    return dt.datetime(day.year, day.month, day.day, h, m, s)
+
+
+def _workdir(work: Path, name: str) -> Path:
+    d = work / name
+    d.mkdir(parents=True, exist_ok=True)
+    return d
+
+
+def warehouse_of(work: Path, name: str) -> Path:
+    return _workdir(work, name) / "warehouse.duckdb"
+
+
+def start_dbt(args: list[str], work: Path, name: str) -> subprocess.Popen:
+    """Start the real dbt CLI in `work/name`, on `work/name/warehouse.duckdb`, with its own
+    target and log paths. The warehouse is given as the same *relative* path everywhere so
+    the profile is identical and a copied partial-parse file can be reused (saves a parse)."""
+    d = _workdir(work, name)
+    target = d / "target"
+    seed_manifest = work / "main" / "target" / "partial_parse.msgpack"
+    if name != "main" and seed_manifest.exists() and not (target / "partial_parse.msgpack").exists():
+        target.mkdir(parents=True, exist_ok=True)
+        shutil.copy(seed_manifest, target / "partial_parse.msgpack")
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("DBT_", "NIGHTJAR_"))}
+    env.update(NIGHTJAR_WAREHOUSE="warehouse.duckdb", DBT_SEND_ANONYMOUS_USAGE_STATS="false",
+               NIGHTJAR_DBT_THREADS="2")
+    cmd = [DBT, *args, "--project-dir", str(PROJECT), "--profiles-dir", str(PROJECT),
+           "--target-path", str(target), "--log-path", str(d / "logs")]
+    proc = subprocess.Popen(cmd, cwd=d, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    proc.cmd = cmd  # type: ignore[attr-defined]
+    return proc
+
+
+def wait_dbt(proc: subprocess.Popen) -> str:
+    try:
+        out, _ = proc.communicate(timeout=300)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        out, _ = proc.communicate()
+    assert proc.returncode == 0, f"{' '.join(proc.cmd)} failed:\n{out[-6000:]}"  # type: ignore[attr-defined]
+    return out
+
+
+def run_dbt(args: list[str], work: Path, name: str = "main") -> str:
+    return wait_dbt(start_dbt(args, work, name))
+
+
+def query(warehouse: Path, sql: str) -> list[tuple]:
+    con = duckdb.connect(str(warehouse), read_only=True)
+    try:
+        return con.execute(sql).fetchall()
+    finally:
+        con.close()
+
+
+@pytest.fixture(scope="module")
+def work(tmp_path_factory) -> Path:
+    return tmp_path_factory.mktemp("dbt")
+
+
+@pytest.fixture(scope="module")
+def base(work) -> Path:
+    warehouse = build_base(warehouse_of(work, "main"))
+    run_dbt(["build"], work, "main")
+    return warehouse
+
+
+def test_sessions(base):
+    rows = query(base, """
+        select user_key, customer_id, session_date, session_start, session_end, duration_seconds,
+               events, page_views, purchases, is_engaged, is_bounce, converted, landing_page,
+               utm_source, device_type, country
+        from marts.fct_sessions order by user_key, session_start""")
+    assert rows == [
+        # a2: crosses midnight, one session on D1; the retried e202 counts once.
+        ("a2", None, D1, ts(D1, 23, 50), ts(D2, 0, 10), 1200, 2, 2, 0, True, False, False, "/blog", None, "mobile", "FR"),
+        ("a2", None, D3, ts(D3, 9), ts(D3, 9), 0, 1, 1, 0, False, True, False, "/", None, "mobile", "FR"),
+        # c1: anonymous events stitched; a 30 min gap stays, 30 min + 1 s splits.
+        ("c1", "c1", D1, ts(D1, 10), ts(D1, 10, 30, 5), 1805, 3, 1, 0, True, False, False, "/", "google", "desktop", "DE"),
+        ("c1", "c1", D1, ts(D1, 11, 0, 6), ts(D1, 11, 0, 20), 14, 2, 0, 1, True, False, True, "/checkout", None, "desktop", "DE"),
+        # c2: 3 seconds but 2 page views -> engaged.
+        ("c2", "c2", D2, ts(D2, 12), ts(D2, 12, 0, 3), 3, 2, 2, 0, True, False, False, "/", None, "desktop", "GB"),
+    ]
+    # No bot sessions; session ids are unique and deterministic.
+    ids = query(base, "select session_id from marts.fct_sessions")
+    assert len({r[0] for r in ids}) == 5
+    assert query(base, "select count(*) from marts.fct_sessions where user_key = 'b1'") == [(0,)]
+
+
+def test_daily_metrics(base):
+    rows = query(base, "select * from marts.fct_daily_metrics order by metric_date")
+    cols = [r[0] for r in query(base, """select column_name from information_schema.columns
+        where table_schema = 'marts' and table_name = 'fct_daily_metrics' order by ordinal_position""")]
+    assert cols == ["metric_date", "dau", "wau", "mau", "stickiness", "new_users", "sessions",
+                    "avg_session_duration_seconds", "bounce_rate", "conversion_rate", "orders", "units",
+                    "gross_revenue", "refunds", "net_revenue", "aov", "arpdau"]
+    expected = [
+        # D1: c1 + a2; 3 sessions (1805 + 14 + 1200 s), 1 converted; o1 USD 100, 2 units.
+        (D1, 2, 2, 2, 1.0, 2, 3, 3019 / 3, 0.0, 1 / 3, 1, 2, 100.0, 0.0, 100.0, 100.0, 50.0),
+        # D2: a2 (00:10) + c2, bot excluded; o2 EUR 50 = USD 50 / 0.92 refunded; o3 cancelled excluded.
+        (D2, 2, 3, 3, 2 / 3, 1, 1, 3.0, 0.0, 0.0, 1, 1, EUR50, EUR50, 0.0, EUR50, 0.0),
+        # D3: a2 only, one bounced session; o4 USD 30, 3 units.
+        (D3, 1, 3, 3, 1 / 3, 0, 1, 0.0, 1.0, 0.0, 1, 3, 30.0, 0.0, 30.0, 30.0, 30.0),
+    ]
+    assert len(rows) == len(expected)
+    for got, want in zip(rows, expected):
+        assert got == pytest.approx(want), (got, want)
+
+
+def test_retention(base):
+    assert query(base, "select * from marts.fct_retention_daily order by cohort_date, day_number") == [
+        # cohort D1 = {c1, a2}: a2 back on D2 and D3; only days started by D3 exist.
+        (D1, 0, 2, 2, 1.0, 2, 1.0),
+        (D1, 1, 2, 1, 0.5, 1, 0.5),
+        (D1, 2, 2, 1, 0.5, 1, 0.5),
+        # cohort D2 = {c2}: not back on D3.
+        (D2, 0, 1, 1, 1.0, 1, 1.0),
+        (D2, 1, 1, 0, 0.0, 0, 0.0),
+    ]
+    assert query(base, "select * from marts.fct_retention_weekly") == [(D1, 0, 3, 3, 1.0, 3, 1.0)]
+
+
+def test_staging_funnel_and_customers(base):
+    # 13 raw rows, one retried delivery -> 12 events; the earliest received_at copy kept.
+    assert query(base, "select count(*), sum(case when is_bot then 1 else 0 end) from staging.stg_events") == [(12, 2)]
+    assert query(base, "select received_at, copies, _file from staging.stg_events where event_id = 'e202'") == [
+        (ts(D2, 0, 10, 2), 2, "dt=2025-01-07/b2.jsonl")]
+    assert query(base, "select event_name, event_timestamp from staging.stg_events where event_id in ('e101', 'e102') order by 1") == [
+        ("page_viewed", ts(D1, 10)), ("product_viewed", ts(D1, 10, 0, 5))]
+    # No raw PII beyond staging.
+    cols = {r[0] for r in query(base, "select column_name from information_schema.columns where column_name ilike '%email%' and table_schema <> 'raw'")}
+    assert cols == {"email_hash"}
+    assert query(base, "select * from marts.fct_funnel_daily where metric_date = '2025-01-06'") == [
+        (D1, 2, 1, 1, 1, 1, 0.5, 1.0, 1.0, 1.0, 0.5)]
+    assert query(base, """select customer_id, orders_count, round(gross_revenue_usd, 6), net_revenue_usd,
+                                 recency_days, rfm_segment is not null, acquisition_channel
+                          from marts.dim_customers order by customer_id""") == [
+        ("c1", 2, 130.0, 130.0, 0, True, "google"),
+        ("c2", 1, round(EUR50, 6), 0.0, 1, True, "direct"),
+        ("c3", 0, 0.0, 0.0, None, True, "unknown"),
+        ("c4", 0, 0.0, 0.0, None, True, "unknown"),
+    ]
+
+
+def test_unit_tests(base, work):
+    out = run_dbt(["test", "--select", "test_type:unit"], work, "main")
+    assert "ERROR=0" in out and "FAIL" not in out.replace("FAIL=0", "")
+    assert "PASS=10" in out, out[-2000:]
+
+
+def _diff_count(con: duckdb.DuckDBPyConnection, table: str) -> tuple[int, int, int]:
+    """Rows only in the incremental build, rows only in the full refresh, row count.
+    Doubles are rounded to 9 decimals (summation order may differ between engines' plans)."""
+    schema, name = table.split(".")
+    cols = con.execute("select column_name, data_type from information_schema.columns "
+                       "where table_catalog = 'inc' and table_schema = ? and table_name = ? "
+                       "order by ordinal_position", [schema, name]).fetchall()
+    assert cols, table
+    sel = ", ".join(f'round("{c}", 9)' if t in ("DOUBLE", "FLOAT") else f'"{c}"' for c, t in cols)
+    only_inc = con.execute(f"select count(*) from (select {sel} from inc.{table} except all "
+                           f"select {sel} from fr.{table})").fetchone()[0]
+    only_full = con.execute(f"select count(*) from (select {sel} from fr.{table} except all "
+                            f"select {sel} from inc.{table})").fetchone()[0]
+    n = con.execute(f"select count(*) from inc.{table}").fetchone()[0]
+    return only_inc, only_full, n
+
+
+def test_incremental_equals_full_refresh(base, work):
+    inc = warehouse_of(work, "inc")
+    full = warehouse_of(work, "full")
+    shutil.copy(base, inc)               # the warehouse as the first night left it
+    append_increment(inc)                # the second night's raw load
+    shutil.copy(inc, full)
+    # Both at once (separate warehouses and target paths): incremental, and from scratch.
+    # Unit tests already ran in the first build (and test_unit_tests); data tests run on the
+    # incremental result only, to keep the test quick on a shared 2-core machine.
+    incremental = start_dbt(["build", "--exclude", "test_type:unit"], work, "inc")
+    from_scratch = start_dbt(["build", "--full-refresh", "--exclude", "test_type:unit", "test_type:data"],
+                             work, "full")
+    wait_dbt(incremental)
+    wait_dbt(from_scratch)
+
+    con = duckdb.connect()
+    try:
+        con.execute(f"attach '{inc}' as inc (read_only)")
+        con.execute(f"attach '{full}' as fr (read_only)")
+        diffs = {t: _diff_count(con, t) for t in COMPARED}
+    finally:
+        con.close()
+    assert all(a == 0 and b == 0 for a, b, _ in diffs.values()), diffs
+    assert all(n > 0 for _, _, n in diffs.values()), diffs
+
+    # And the increment did what it should (so the equality above is not vacuous).
+    rows = query(inc, "select user_key, session_start, session_end, events from marts.fct_sessions order by 1, 2")
+    assert rows == [
+        ("a5", ts(D4, 10), ts(D4, 10), 1),
+        ("c1", ts(D1, 10), ts(D1, 11, 0, 20), 6),      # late 10:45 event merged both D1 sessions
+        ("c2", ts(D2, 12), ts(D2, 12, 0, 3), 2),
+        ("c2", ts(D2, 14), ts(D2, 14), 1),             # late event, 2 days old
+        ("c2", ts(D4, 12), ts(D4, 12), 1),
+        ("c3", ts(D1, 23, 50), ts(D2, 0, 10), 2),      # a2 identified as c3: history re-keyed
+        ("c3", ts(D3, 9), ts(D3, 9), 1),
+        ("c3", ts(D4, 8), ts(D4, 8), 1),
+    ]
+    metrics = query(inc, "select metric_date, dau, sessions, orders, round(gross_revenue, 6), round(refunds, 6), "
+                         "round(net_revenue, 6) from marts.fct_daily_metrics order by 1")
+    assert metrics == ([
+        (D1, 2, 2, 1, 100.0, 100.0, 0.0),     # o1 refunded afterwards: refund lands on D1
+        (D2, 2, 2, 1, round(EUR50, 6), round(EUR50, 6), 0.0),
+        (D3, 1, 1, 1, 30.0, 0.0, 30.0),
+        (D4, 3, 3, 1, round(GBP10, 6), 0.0, round(GBP10, 6)),       # o5 GBP 10
+    ])
+    assert query(inc, "select count(*), sum(copies) from staging.stg_events") == [(18, 21)]
