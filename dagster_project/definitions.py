@@ -7,6 +7,7 @@ import dagster as dg
 
 from dagster_project.alerts import defs as alerts
 from dagster_project.ingestion import defs as ingestion
+from dagster_project.ml import defs as ml
 from dagster_project.resources import WarehouseResource
 from dagster_project.transform import defs as transform
 
@@ -14,5 +15,6 @@ defs = dg.Definitions.merge(
     dg.Definitions(resources={"warehouse": WarehouseResource()}),
     ingestion.defs,
     transform.defs,
+    ml.defs,
     alerts.defs,
 )

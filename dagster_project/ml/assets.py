@@ -1,0 +1,308 @@
+"""ML assets: churn training/evaluation and scoring, demand-forecast backtest, publication and accuracy.
+
+The work happens in ``ml/`` (no Dagster there); these assets open the warehouse, call it,
+and turn the results into metadata (metrics, gate verdicts, plots) for the UI.
+
+Scheduling:
+* training-like assets (``churn_candidate``, ``demand_forecast_backtest``) carry an
+  automation condition: run when the marts they read were updated, and at least weekly;
+* scoring-like assets (``churn_scores``, ``demand_forecast``, ``forecast_accuracy``) run in
+  the nightly job, which selects group ``ml``.
+``churn_scores`` deliberately does not depend on ``churn_candidate``: it scores with the
+*promoted* model, so a candidate refused by the blocking gate never stops the nightly
+scores (the previous model stays in use).
+"""
+
+import dagster as dg
+
+from dagster_project.resources import WAREHOUSE_POOL, WarehouseResource
+
+ML_GROUP = "ml"
+OWNERS = ["team:ml"]
+
+DIM_CUSTOMERS = dg.AssetKey(["marts", "dim_customers"])
+FCT_SESSIONS = dg.AssetKey(["marts", "fct_sessions"])
+FCT_DAILY_METRICS = dg.AssetKey(["marts", "fct_daily_metrics"])
+STG_ORDERS = dg.AssetKey(["staging", "stg_orders"])
+STG_ORDER_ITEMS = dg.AssetKey(["staging", "stg_order_items"])
+STG_PRODUCTS = dg.AssetKey(["staging", "stg_products"])
+
+CHURN_CANDIDATE = dg.AssetKey(["ml", "churn_candidate"])
+CHURN_SCORES = dg.AssetKey(["ml", "churn_scores"])
+FORECAST_BACKTEST = dg.AssetKey(["ml", "demand_forecast_backtest"])
+DEMAND_FORECAST = dg.AssetKey(["ml", "demand_forecast"])
+FORECAST_ACCURACY = dg.AssetKey(["ml", "forecast_accuracy"])
+
+CHURN_DEPS = [DIM_CUSTOMERS, FCT_SESSIONS, STG_ORDERS, STG_ORDER_ITEMS, STG_PRODUCTS]
+FORECAST_DEPS = [FCT_DAILY_METRICS, STG_ORDERS, STG_ORDER_ITEMS, STG_PRODUCTS]
+
+# Retrain when any upstream mart was updated, and in any case every Monday 04:00 UTC.
+RETRAIN = (
+    dg.AutomationCondition.eager()
+    | (dg.AutomationCondition.cron_tick_passed("0 4 * * 1", "UTC") & ~dg.AutomationCondition.in_progress())
+).with_label("marts updated or weekly")
+
+
+class ChurnTrainConfig(dg.Config):
+    horizon_days: int = 90
+    lookback_days: int = 365
+    n_train_cutoffs: int = 6
+    min_auc_gain: float = 0.02
+
+
+class ForecastConfig(dg.Config):
+    max_folds: int = 8
+    seed: int = 0
+    country_holidays: str = "US"
+    horizon_days: int = 28
+
+
+def _registry(warehouse: WarehouseResource):
+    from ml.registry import ModelRegistry
+
+    return ModelRegistry(warehouse.settings().artifacts_dir / "models")
+
+
+def _skip(reason: str, **extra) -> dg.MaterializeResult:
+    # Too little history is a normal state of a young shop: record why, do not fail the run.
+    return dg.MaterializeResult(metadata={"skipped": True, "skip_reason": reason, **extra})
+
+
+def _png(path) -> dg.MetadataValue:
+    from ml.plots import png_markdown
+
+    return dg.MetadataValue.md(png_markdown(path))
+
+
+def _warehouse_missing(warehouse: WarehouseResource) -> bool:
+    return not warehouse.path.exists()
+
+
+@dg.asset(
+    key=CHURN_CANDIDATE,
+    deps=CHURN_DEPS,
+    group_name=ML_GROUP,
+    owners=OWNERS,
+    kinds={"sklearn", "duckdb"},
+    pool=WAREHOUSE_POOL,
+    automation_condition=RETRAIN,
+    description=(
+        "Trains a churn candidate (HistGradientBoosting + sigmoid calibration) on monthly cutoffs, "
+        "evaluates it and three baselines on the latest fully observed cutoff, and saves it to the "
+        "registry. Promotion is decided by the blocking check `churn_promotion_gate`."
+    ),
+)
+def churn_candidate(context: dg.AssetExecutionContext, config: ChurnTrainConfig, warehouse: WarehouseResource):
+    from ml.churn.config import ChurnConfig, TooLittleHistory
+    from ml.churn.pipeline import missing_inputs, train_and_register
+
+    if _warehouse_missing(warehouse):
+        return _skip(f"no warehouse at {warehouse.path}")
+    cfg = ChurnConfig(
+        horizon_days=config.horizon_days, lookback_days=config.lookback_days,
+        n_train_cutoffs=config.n_train_cutoffs, min_auc_gain=config.min_auc_gain,
+    )
+    with warehouse.connect(read_only=True) as con:
+        missing = missing_inputs(con)
+        if missing:
+            return _skip(f"input tables missing: {', '.join(missing)}")
+        try:
+            out = train_and_register(con, _registry(warehouse), cfg)
+        except TooLittleHistory as exc:
+            context.log.warning("churn training skipped: %s", exc)
+            return _skip(str(exc))
+    r = out.result
+    cand = r.metrics["candidate"]
+    rows = ["| model | ROC-AUC | PR-AUC | Brier | top-decile lift |", "|---|---|---|---|---|"]
+    for name in ["candidate", "candidate_uncalibrated", *r.baselines]:
+        m = r.metrics[name]
+        brier = "–" if m["brier"] != m["brier"] else f"{m['brier']:.4f}"
+        rows.append(f"| {name} | {m['roc_auc']:.4f} | {m['pr_auc']:.4f} | {brier} | {m['top_decile_lift']:.2f} |")
+    for note in r.notes:
+        context.log.warning(note)
+    return dg.MaterializeResult(
+        metadata={
+            "model_version": out.version.version,
+            "model_path": dg.MetadataValue.path(str(out.version.path)),
+            "roc_auc": cand["roc_auc"],
+            "pr_auc": cand["pr_auc"],
+            "brier": cand["brier"],
+            "top_decile_lift": cand["top_decile_lift"],
+            "test_base_rate": cand["base_rate"],
+            "gate_passed": bool(r.gate["passed"]),
+            "gate_reasons": "; ".join(r.gate["reasons"]),
+            "metrics": dg.MetadataValue.md("\n".join(rows)),
+            "training_window": dg.MetadataValue.json(r.training_window),
+            "rows": dg.MetadataValue.json(r.rows),
+            "inter_purchase_gap_days": dg.MetadataValue.json(r.gaps),
+            "notes": "; ".join(r.notes) or "none",
+            "reliability_curve": _png(out.plots["reliability"]),
+            "lift_chart": _png(out.plots["lift"]),
+        }
+    )
+
+
+@dg.asset(
+    key=CHURN_SCORES,
+    deps=CHURN_DEPS,
+    group_name=ML_GROUP,
+    owners=OWNERS,
+    kinds={"sklearn", "duckdb"},
+    pool=WAREHOUSE_POOL,
+    description=(
+        "ml.churn_scores: calibrated churn probability and risk band for every current customer "
+        "(>= 1 order in the last 365 days), scored with the promoted churn model."
+    ),
+)
+def churn_scores(context: dg.AssetExecutionContext, warehouse: WarehouseResource):
+    from ml.churn.pipeline import NoPromotedModel, missing_inputs, score_with_promoted
+    from ml.churn.truth import load_latent_churn, load_planned_churn, truth_metrics
+
+    if _warehouse_missing(warehouse):
+        return _skip(f"no warehouse at {warehouse.path}")
+    with warehouse.connect() as con:
+        missing = missing_inputs(con)
+        if missing:
+            return _skip(f"input tables missing: {', '.join(missing)}")
+        try:
+            scores, mv = score_with_promoted(con, _registry(warehouse))
+        except NoPromotedModel as exc:
+            return _skip(str(exc))
+    metadata = {
+        "dagster/row_count": len(scores),
+        "model_version": mv.version,
+        "bands": dg.MetadataValue.json(scores["band"].value_counts().to_dict()),
+        "mean_score": float(scores["score"].mean()) if len(scores) else 0.0,
+    }
+    truth_file = warehouse.settings().ground_truth_file
+    if truth_file.exists():
+        # Simulated data only: how well do scores rank the simulator's latent churn state?
+        try:
+            metadata["ground_truth"] = dg.MetadataValue.json(
+                truth_metrics(scores, load_latent_churn(truth_file), load_planned_churn(truth_file))
+            )
+        except (ValueError, KeyError) as exc:
+            metadata["ground_truth"] = f"not compared: {exc}"
+    return dg.MaterializeResult(metadata=metadata)
+
+
+@dg.asset(
+    key=FORECAST_BACKTEST,
+    deps=FORECAST_DEPS,
+    group_name=ML_GROUP,
+    owners=OWNERS,
+    kinds={"prophet", "duckdb"},
+    pool=WAREHOUSE_POOL,
+    automation_condition=RETRAIN,
+    description=(
+        "Rolling-origin backtest (28-day horizon, 7-day step, last 8 folds) of Prophet, seasonal "
+        "naive and ETS on every demand series; the champion per series is the lowest mean MASE."
+    ),
+)
+def demand_forecast_backtest(context: dg.AssetExecutionContext, config: ForecastConfig, warehouse: WarehouseResource):
+    from ml.forecast.pipeline import NothingToForecast, champion_table_markdown, evaluate_and_select, missing_inputs
+
+    if _warehouse_missing(warehouse):
+        return _skip(f"no warehouse at {warehouse.path}")
+    with warehouse.connect(read_only=True) as con:
+        missing = missing_inputs(con)
+        if missing:
+            return _skip(f"input tables missing: {', '.join(missing)}")
+        try:
+            out = evaluate_and_select(
+                con, _registry(warehouse), seed=config.seed, max_folds=config.max_folds,
+                country_holidays=config.country_holidays or None,
+            )
+        except NothingToForecast as exc:
+            return _skip(str(exc))
+    warnings = {k: v["warning"] for k, v in out.record.items() if v.get("warning")}
+    for label, w in warnings.items():
+        context.log.warning("%s: %s", label, w)
+    champions = {k: v["champion"] for k, v in out.record.items()}
+    metadata = {
+        "selection_version": out.version.version,
+        "champions": dg.MetadataValue.json(champions),
+        "prophet_wins": sum(1 for c in champions.values() if c == "prophet"),
+        "series": len(champions),
+        "backtest": dg.MetadataValue.md(champion_table_markdown(out.record)),
+        "warnings": dg.MetadataValue.json(warnings),
+        "mase_chart": _png(out.plots["mase"]),
+    }
+    total_orders = out.plots.get("backtest total/orders")
+    if total_orders:
+        metadata["backtest_total_orders"] = _png(total_orders)
+    return dg.MaterializeResult(metadata=metadata)
+
+
+@dg.asset(
+    key=DEMAND_FORECAST,
+    deps=[FORECAST_BACKTEST, *FORECAST_DEPS],
+    group_name=ML_GROUP,
+    owners=OWNERS,
+    kinds={"prophet", "duckdb"},
+    pool=WAREHOUSE_POOL,
+    description=(
+        "ml.demand_forecast: 28-day daily forecast with 80% interval per series, from each series' "
+        "backtest champion refitted on the full history (Prophet only where it won); clamped at 0."
+    ),
+)
+def demand_forecast(context: dg.AssetExecutionContext, config: ForecastConfig, warehouse: WarehouseResource):
+    from ml.forecast.pipeline import NothingToForecast, missing_inputs, publish_forecast
+
+    if _warehouse_missing(warehouse):
+        return _skip(f"no warehouse at {warehouse.path}")
+    with warehouse.connect() as con:
+        missing = missing_inputs(con)
+        if missing:
+            return _skip(f"input tables missing: {', '.join(missing)}")
+        try:
+            out = publish_forecast(
+                con, _registry(warehouse), horizon=config.horizon_days, seed=config.seed,
+                country_holidays=config.country_holidays or None, refresh=False,
+            )
+        except NothingToForecast as exc:
+            return _skip(str(exc))
+    metadata = {
+        "dagster/row_count": len(out.forecast),
+        "model_version": out.version.version,
+        "models": dg.MetadataValue.json(out.champions),
+    }
+    for label in ("total/orders", "total/units", "total/net_revenue"):
+        if label in out.plots:
+            metadata[f"forecast_{label.replace('/', '_')}"] = _png(out.plots[label])
+    return dg.MaterializeResult(metadata=metadata)
+
+
+@dg.asset(
+    key=FORECAST_ACCURACY,
+    deps=[DEMAND_FORECAST, FCT_DAILY_METRICS, STG_ORDERS, STG_ORDER_ITEMS, STG_PRODUCTS],
+    group_name=ML_GROUP,
+    owners=OWNERS,
+    kinds={"duckdb"},
+    pool=WAREHOUSE_POOL,
+    description=(
+        "ml.forecast_accuracy: every published forecast next to its actual (NULL until the day has "
+        "data), absolute error and whether the actual fell inside the 80% interval."
+    ),
+)
+def forecast_accuracy(context: dg.AssetExecutionContext, warehouse: WarehouseResource):
+    from ml.forecast.pipeline import missing_inputs, update_accuracy
+
+    if _warehouse_missing(warehouse):
+        return _skip(f"no warehouse at {warehouse.path}")
+    with warehouse.connect() as con:
+        missing = missing_inputs(con)
+        if missing:
+            return _skip(f"input tables missing: {', '.join(missing)}")
+        acc = update_accuracy(con)
+    return dg.MaterializeResult(
+        metadata={
+            "dagster/row_count": acc["rows"],
+            "rows_with_actual": acc["rows_with_actual"],
+            "mae": acc.get("mae") if acc.get("mae") is not None else float("nan"),
+            "interval_coverage": acc.get("coverage") if acc.get("coverage") is not None else float("nan"),
+        }
+    )
+
+
+ML_ASSETS = [churn_candidate, churn_scores, demand_forecast_backtest, demand_forecast, forecast_accuracy]

@@ -1,0 +1,91 @@
+"""Asset checks of the ML assets. ``churn_promotion_gate`` is the only thing that promotes a churn model."""
+
+from typing import Any
+
+import dagster as dg
+
+from dagster_project.ml.assets import CHURN_CANDIDATE, DEMAND_FORECAST, _registry
+from dagster_project.resources import WAREHOUSE_POOL, WarehouseResource
+
+
+def _latest_metadata(context: dg.AssetCheckExecutionContext, key: dg.AssetKey) -> dict[str, Any] | None:
+    event = context.instance.get_latest_materialization_event(key)
+    if event is None or event.asset_materialization is None:
+        return None
+    return {k: getattr(v, "value", v) for k, v in event.asset_materialization.metadata.items()}
+
+
+@dg.asset_check(
+    asset=CHURN_CANDIDATE,
+    name="churn_promotion_gate",
+    blocking=True,
+    description=(
+        "Promotes the candidate only if its test ROC-AUC beats the best baseline by >= 0.02, its "
+        "PR-AUC is not worse than the best baseline's and its Brier beats the base rate. Otherwise "
+        "the previous model stays promoted and this check fails with the reason."
+    ),
+)
+def churn_promotion_gate(context: dg.AssetCheckExecutionContext, warehouse: WarehouseResource) -> dg.AssetCheckResult:
+    from ml.churn.pipeline import CHURN_MODEL, gate_and_promote
+
+    meta = _latest_metadata(context, CHURN_CANDIDATE)
+    registry = _registry(warehouse)
+    previous = registry.promoted_record(CHURN_MODEL)
+    in_use = previous["version"] if previous else None
+    if meta is None or meta.get("skipped"):
+        reason = (meta or {}).get("skip_reason", "the candidate was never materialised")
+        # Nothing was trained, so nothing to refuse: a warning, not a blocking failure.
+        return dg.AssetCheckResult(
+            passed=False, severity=dg.AssetCheckSeverity.WARN,
+            description=f"no candidate to gate: {reason}", metadata={"model_in_use": str(in_use)},
+        )
+    version = meta["model_version"]
+    decision = gate_and_promote(registry, version)
+    now_in_use = registry.promoted_record(CHURN_MODEL)["version"] if decision["passed"] else in_use
+    checks = decision.get("checks", {})
+    return dg.AssetCheckResult(
+        passed=bool(decision["passed"]),
+        severity=dg.AssetCheckSeverity.ERROR,
+        description=(f"promoted {version}: " if decision["passed"] else f"refused {version}: ") + "; ".join(decision["reasons"]),
+        metadata={
+            "candidate_version": version,
+            "model_in_use": str(now_in_use),
+            "previous_model": str(in_use),
+            "reasons": "; ".join(decision["reasons"]),
+            "checks": dg.MetadataValue.json(checks),
+        },
+    )
+
+
+@dg.asset_check(
+    asset=DEMAND_FORECAST,
+    name="forecast_is_well_formed",
+    description="Every published series has its full horizon, no negative values and lower <= yhat <= upper.",
+    pool=WAREHOUSE_POOL,
+)
+def forecast_is_well_formed(context: dg.AssetCheckExecutionContext, warehouse: WarehouseResource) -> dg.AssetCheckResult:
+    from ml.warehouse import table_exists
+
+    meta = _latest_metadata(context, DEMAND_FORECAST) or {}
+    if meta.get("skipped") or not warehouse.path.exists():
+        return dg.AssetCheckResult(passed=True, description=f"nothing published: {meta.get('skip_reason', 'no warehouse')}")
+    with warehouse.connect(read_only=True) as con:
+        if not table_exists(con, "ml.demand_forecast"):
+            return dg.AssetCheckResult(passed=False, description="ml.demand_forecast does not exist")
+        bad, series, short = con.execute(
+            """
+            WITH per AS (SELECT series_id, metric, count(*) AS n FROM ml.demand_forecast GROUP BY 1, 2)
+            SELECT (SELECT count(*) FROM ml.demand_forecast
+                    WHERE yhat < 0 OR yhat_lower < 0 OR yhat_lower > yhat OR yhat > yhat_upper
+                       OR yhat IS NULL),
+                   (SELECT count(*) FROM per),
+                   (SELECT count(*) FROM per WHERE n < (SELECT max(n) FROM per))
+            """
+        ).fetchall()[0]
+    return dg.AssetCheckResult(
+        passed=bad == 0 and short == 0 and series > 0,
+        metadata={"bad_rows": int(bad), "series": int(series), "short_series": int(short)},
+    )
+
+
+ML_CHECKS = [churn_promotion_gate, forecast_is_well_formed]

@@ -1,0 +1,1 @@
+"""Churn model: population, labels and features as of a cutoff, temporal training, gate, scoring."""

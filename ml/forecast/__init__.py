@@ -1,0 +1,1 @@
+"""Demand forecasting: daily series, Prophet and baselines, rolling-origin backtests, publishing."""

@@ -1,0 +1,56 @@
+"""The Dagster graph as a user sees it: one lineage from landing files to marts."""
+import dagster as dg
+import pytest
+
+from dagster_project.definitions import defs
+from dagster_project.resources import WAREHOUSE_POOL
+from dagster_project.transform.assets import nightjar_dbt_models
+
+
+@pytest.fixture(scope="module")
+def asset_graph():
+    return defs.resolve_asset_graph()
+
+
+def test_every_dbt_source_is_produced_by_an_ingestion_asset(asset_graph) -> None:
+    ingestion_keys = {
+        key for key in asset_graph.get_all_asset_keys()
+        if asset_graph.get(key).group_name == "ingestion" and asset_graph.get(key).is_materializable
+    }
+    source_keys = {dep.asset_key for spec in nightjar_dbt_models.specs for dep in spec.deps} - set(
+        nightjar_dbt_models.keys
+    )
+    assert source_keys, "the dbt models read no sources?"
+    assert source_keys <= ingestion_keys, f"dbt sources with no ingestion asset: {source_keys - ingestion_keys}"
+    # No dangling external assets: every node of the graph is materialisable by us.
+    externals = [k for k in asset_graph.get_all_asset_keys() if not asset_graph.get(k).is_materializable]
+    assert externals == []
+
+
+def test_marts_reach_back_to_the_landing_files(asset_graph) -> None:
+    sel = dg.AssetSelection.keys(dg.AssetKey(["marts", "fct_daily_metrics"])).upstream()
+    keys = sel.resolve(asset_graph)
+    assert dg.AssetKey(["raw", "events"]) in keys
+    assert dg.AssetKey(["raw", "orders"]) in keys
+    assert dg.AssetKey(["staging", "stg_events"]) in keys
+
+
+def test_groups_and_owners(asset_graph) -> None:
+    groups = {asset_graph.get(k).group_name for k in asset_graph.get_all_asset_keys()}
+    assert {"ingestion", "staging", "marts"} <= groups
+    for key in dg.AssetSelection.groups("staging", "marts").resolve(asset_graph):
+        assert asset_graph.get(key).owners, f"{key} has no owner"
+
+
+def test_warehouse_writers_share_one_pool() -> None:
+    writers = [a for a in defs.assets if isinstance(a, dg.AssetsDefinition)]
+    for assets_def in writers:
+        for node in [assets_def.node_def] if assets_def.is_executable else []:
+            assert node.pool == WAREHOUSE_POOL, f"{assets_def.keys} writes the warehouse outside the pool"
+
+
+def test_dbt_tests_are_asset_checks(asset_graph) -> None:
+    check_keys = nightjar_dbt_models.check_keys
+    targets = {c.asset_key for c in check_keys}
+    assert dg.AssetKey(["marts", "fct_sessions"]) in targets
+    assert any(c.name.startswith("unique") for c in check_keys)
