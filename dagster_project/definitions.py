@@ -8,13 +8,20 @@ import dagster as dg
 from dagster_project.alerts import defs as alerts
 from dagster_project.ingestion import defs as ingestion
 from dagster_project.ml import defs as ml
+from dagster_project.report import defs as report
 from dagster_project.resources import WarehouseResource
 from dagster_project.transform import defs as transform
 
 defs = dg.Definitions.merge(
-    dg.Definitions(resources={"warehouse": WarehouseResource()}),
+    dg.Definitions(
+        resources={"warehouse": WarehouseResource()},
+        # Warehouse steps run one at a time anyway (one DuckDB writer); a process per step
+        # would only add 10-60 s of code loading to each of them.
+        executor=dg.in_process_executor,
+    ),
     ingestion.defs,
     transform.defs,
     ml.defs,
     alerts.defs,
+    report.defs,
 )
