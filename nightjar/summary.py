@@ -1,46 +1,114 @@
-"""A short, readable account of what is in the warehouse (printed after `nightjar run`)."""
+"""A short, readable account of a run (printed after `nightjar run` / `make run`).
+
+Tables and row counts, yesterday's KPIs against the same day last week, model quality,
+alerts fired, and where the report and the UI are.
+"""
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import duckdb
 
+from nightjar.settings import Settings
+
 SCHEMAS = ("raw", "staging", "intermediate", "marts", "ml", "alerts")
+
+
+def _tables(con: duckdb.DuckDBPyConnection) -> list[tuple[str, str]]:
+    rows = con.execute(
+        """
+        select table_schema, table_name from information_schema.tables
+        where table_schema in (select unnest(?::varchar[]))
+          and table_name not like '\\_dlt%' escape '\\'
+        """,
+        [list(SCHEMAS)],
+    ).fetchall()
+    order = {s: i for i, s in enumerate(SCHEMAS)}
+    return sorted(rows, key=lambda r: (order[r[0]], r[1]))
 
 
 def table_counts(warehouse: Path) -> dict[str, int]:
     """Row counts of every Nightjar table, keyed `schema.table`, in schema order."""
     if not warehouse.exists():
         return {}
-    con = duckdb.connect(str(warehouse), read_only=True)
-    try:
-        rows = con.execute(
-            """
-            select table_schema, table_name from information_schema.tables
-            where table_schema in (select unnest(?::varchar[]))
-              and table_name not like '\\_dlt%' escape '\\'
-            """,
-            [list(SCHEMAS)],
-        ).fetchall()
-        order = {s: i for i, s in enumerate(SCHEMAS)}
-        rows.sort(key=lambda r: (order[r[0]], r[1]))
+    with duckdb.connect(str(warehouse), read_only=True) as con:
         return {
-            f"{s}.{t}": con.execute(f'select count(*) from "{s}"."{t}"').fetchone()[0] for s, t in rows
+            f"{s}.{t}": con.execute(f'select count(*) from "{s}"."{t}"').fetchone()[0] for s, t in _tables(con)
         }
-    finally:
-        con.close()
 
 
-def format_summary(warehouse: Path) -> str:
-    counts = table_counts(warehouse)
-    if not counts:
-        return f"warehouse {warehouse} is empty"
+def _counts_block(counts: dict[str, int]) -> list[str]:
     width = max(len(k) for k in counts)
-    lines = [f"Warehouse: {warehouse}", "", f"{'table'.ljust(width)}  rows"]
+    lines = [f"{'table'.ljust(width)}  {'rows':>12}"]
     lines += [f"{name.ljust(width)}  {n:>12,}" for name, n in counts.items()]
     rejected = counts.get("raw.events_rejected", 0)
-    loaded = counts.get("raw.events", 0)
-    if loaded or rejected:
-        share = rejected / (loaded + rejected)
-        lines += ["", f"Quarantined event lines: {rejected:,} ({share:.3%} of {loaded + rejected:,} read)"]
+    read = counts.get("raw.events", 0) + rejected
+    if read:
+        lines += ["", f"Quarantined event lines: {rejected:,} ({rejected / read:.3%} of {read:,} read)"]
+    return lines
+
+
+def _models_block(settings: Settings) -> list[str]:
+    from ml.registry import ModelRegistry
+
+    registry = ModelRegistry(settings.artifacts_dir / "models")
+    lines: list[str] = []
+    churn = registry.promoted("churn")
+    if churn is None:
+        lines.append("Churn model: none promoted yet (too little history, or the gate refused every candidate)")
+    else:
+        test = churn.metrics.get("test", {}).get("candidate", {})
+        lines.append(
+            f"Churn model {churn.version}: ROC-AUC {test.get('roc_auc', float('nan')):.3f}, "
+            f"PR-AUC {test.get('pr_auc', float('nan')):.3f}, Brier {test.get('brier', float('nan')):.3f}"
+        )
+    forecast = registry.promoted("demand_forecast")
+    if forecast is not None:
+        champions = forecast.metrics.get("champions") or {}
+        by_model: dict[str, int] = {}
+        for champion in champions.values():
+            name = champion if isinstance(champion, str) else str(champion.get("model", champion))
+            by_model[name] = by_model.get(name, 0) + 1
+        mix = ", ".join(f"{m} {n}" for m, n in sorted(by_model.items()))
+        lines.append(f"Demand forecast {forecast.version}: {len(champions)} series (champions: {mix})")
+    return lines
+
+
+def _alerts_block(con: duckdb.DuckDBPyConnection) -> list[str]:
+    if ("alerts", "alert_episodes") not in set(_tables(con)):
+        return ["Alerts: not evaluated yet"]
+    rows = con.execute(
+        """
+        select rule_name, severity, status, started_date, fired_date, resolved_date
+        from alerts.alert_episodes where fired_date is not null
+        order by fired_date desc limit 10
+        """
+    ).fetchall()
+    if not rows:
+        return ["Alerts: none fired"]
+    lines = [f"Alerts fired (latest {len(rows)}):"]
+    for rule, severity, status, _started, fired, resolved in rows:
+        until = f", resolved {resolved}" if resolved else ""
+        lines.append(f"  {fired}  {rule:<24} {severity:<8} {status}{until}")
+    return lines
+
+
+def format_summary(settings: Settings) -> str:
+    counts = table_counts(settings.warehouse)
+    if not counts:
+        return f"Warehouse {settings.warehouse} is empty"
+    from nightjar.report.kpi import format_kpi_summary
+
+    lines = [f"Warehouse: {settings.warehouse}", "", *_counts_block(counts), ""]
+    with duckdb.connect(str(settings.warehouse), read_only=True) as con:
+        lines += [format_kpi_summary(con), ""]
+        lines += _models_block(settings)
+        lines += ["", *_alerts_block(con)]
+    report = settings.reports_dir / "kpi_report_latest.html"
+    lines.append("")
+    if report.exists():
+        lines.append(f"KPI report: file://{report}")
+    ui = os.environ.get("NIGHTJAR_UI_URL", "http://127.0.0.1:3000")
+    lines.append(f"Dagster UI: `make ui`, then {ui}")
     return "\n".join(lines)

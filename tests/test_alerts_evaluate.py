@@ -219,3 +219,23 @@ def test_cli_backtest_prints_a_table_and_writes_nothing(data_dir, capsys):
     con.close()
     assert main(["alerts", "test", "checkout_outage", "--channel", "log"]) == 0
     assert "log      ok" in capsys.readouterr().out
+
+
+def test_the_day_in_progress_is_not_judged_until_it_has_ended():
+    """A 02:00 nightly run already sees two hours of today: a collapsed partial day
+    must not fire the outage rule; it is evaluated on the next run, once complete."""
+    shop = sample.generate(START, 200, seed=1, incidents=[])
+    con = duckdb.connect()
+    con.execute(sample.DDL)
+    rs = load_rules(DEFAULT_ALERTS_FILE)
+    last = START + timedelta(days=199)
+    sample.append_rows(con, shop, START, last)
+    # today's partial row: a tenth of the traffic, no orders yet
+    con.execute("update marts.fct_daily_metrics set sessions = sessions // 10, orders = 0, units = 0, "
+                "gross_revenue = 0, net_revenue = 0 where metric_date = ?", [last])
+    partial = engine.evaluate_rules(con, rs, CFG, today=last)
+    assert all(last.isoformat() not in dates for dates in partial.dates_by_rule.values())
+    assert "checkout_outage" not in partial.firing
+    # the next night the day is complete (here: still collapsed) and is judged exactly once
+    complete = engine.evaluate_rules(con, rs, CFG, today=last + timedelta(days=1))
+    assert complete.dates_by_rule["checkout_outage"] == [last.isoformat()]

@@ -65,7 +65,7 @@ def evaluate_rules(con, ruleset: RuleSet, config: AlertsConfig, *, run_id: str |
     con.execute("begin transaction")
     try:
         for rule in ruleset.rules:
-            data = ev.load_series(con, ruleset, rule)
+            data = ev.load_series(con, ruleset, rule).before(today)
             st = state.load_state(con, rule.fingerprint, rule.name)
             events = ev.evaluate_rule(rule, data, st, initial_lookback=initial_lookback)
             if not events:
@@ -193,7 +193,7 @@ def backtest(con, ruleset: RuleSet, days: int = 90, until: date | None = None) -
         raise RuleFileError(problems, f"{ruleset.source} (checked against the warehouse)")
     out = []
     for rule in ruleset.rules:
-        data = ev.load_series(con, ruleset, rule)
+        data = ev.load_series(con, ruleset, rule).before(_today())
         last = ev.last_complete_date(rule, data)
         if until is not None and last is not None:
             last = min(last, until)

@@ -47,6 +47,18 @@ class SeriesData:
     last_date: date | None
     forecast: dict[date, tuple[float, float, float]] = field(default_factory=dict)
 
+    def before(self, day: date) -> SeriesData:
+        """Only the days that have ended by `day`: a nightly run at 02:00 already sees two
+        hours of today, and a partial day must never be judged (it would look like a crash)."""
+        values = {m: {d: v for d, v in by_day.items() if d < day} for m, by_day in self.values.items()}
+        days = [d for by_day in values.values() for d in by_day]
+        return SeriesData(
+            values=values,
+            first_date=min(days) if days else None,
+            last_date=max(days) if days else None,
+            forecast=self.forecast,
+        )
+
     def get(self, metric: str, d: date) -> float | None:
         v = self.values.get(metric, {}).get(d)
         if v is None or (isinstance(v, float) and math.isnan(v)):
