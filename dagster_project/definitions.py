@@ -8,6 +8,7 @@ import dagster as dg
 from dagster_project.alerts import defs as alerts
 from dagster_project.ingestion import defs as ingestion
 from dagster_project.ml import defs as ml
+from dagster_project.orchestration import defs as orchestration
 from dagster_project.report import defs as report
 from dagster_project.resources import WarehouseResource
 from dagster_project.transform import defs as transform
@@ -24,4 +25,5 @@ defs = dg.Definitions.merge(
     ml.defs,
     alerts.defs,
     report.defs,
+    orchestration.defs,
 )

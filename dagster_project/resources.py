@@ -9,6 +9,7 @@ import dagster as dg
 import duckdb
 
 from nightjar.settings import Settings, get_settings
+from nightjar.warehouse_lock import warehouse_lock
 
 # DuckDB allows one writing process per file: every asset that writes the warehouse
 # declares this pool, and the instance limits it to one slot (dagster.yaml / tests).
@@ -31,10 +32,21 @@ class WarehouseResource(dg.ConfigurableResource):
 
     @contextmanager
     def connect(self, read_only: bool = False) -> Iterator[duckdb.DuckDBPyConnection]:
+        """A connection held under the cross-process warehouse lock.
+
+        The Dagster pool serialises runs of one instance; the file lock also covers a
+        `nightjar run` (its own instance) overlapping a UI run. Read-only connections take
+        it too: DuckDB refuses to open a file another process is writing.
+        """
         path = self.path
         path.parent.mkdir(parents=True, exist_ok=True)
-        con = duckdb.connect(str(path), read_only=read_only)
-        try:
-            yield con
-        finally:
-            con.close()
+        with warehouse_lock(path, purpose="dagster asset"):
+            con = duckdb.connect(str(path), read_only=read_only)
+            try:
+                yield con
+            finally:
+                con.close()
+
+    def lock(self, purpose: str = ""):
+        """The warehouse writer lock alone, for steps that write through a subprocess (dbt)."""
+        return warehouse_lock(self.path, purpose=purpose)

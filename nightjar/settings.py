@@ -23,6 +23,17 @@ class Settings:
     alerts_file: Path
     nightly_cron: str = "0 2 * * *"
     timezone: str = "UTC"
+    # First day of the Dagster daily partitions (YYYY-MM-DD, in `timezone`): the earliest
+    # date a user can backfill from the UI. NIGHTJAR_PARTITIONS_START, default 2024-01-01.
+    partitions_start: str = "2024-01-01"
+    # DuckDB resource limits for every process that opens the warehouse (dlt destination,
+    # dbt profile, the ingest validator): NIGHTJAR_DUCKDB_MEMORY_LIMIT (e.g. "4GB", "60%";
+    # default: DuckDB's own, 80 % of RAM), NIGHTJAR_DUCKDB_TEMP_DIRECTORY (spill directory;
+    # default "<warehouse>.tmp", DuckDB's own default next to the file), and
+    # NIGHTJAR_DUCKDB_THREADS (default: DuckDB's own, one per core).
+    duckdb_memory_limit: str | None = None
+    duckdb_temp_directory: Path | None = None
+    duckdb_threads: int | None = None
 
     @property
     def landing_dir(self) -> Path:
@@ -49,16 +60,37 @@ class Settings:
     def ground_truth_file(self) -> Path:
         return self.data_dir / "ground_truth.json"
 
+    @property
+    def duckdb_temp_dir(self) -> Path:
+        """Where DuckDB spills when a query exceeds the memory limit."""
+        return self.duckdb_temp_directory or Path(str(self.warehouse) + ".tmp")
+
+    def duckdb_config(self) -> dict[str, str | int]:
+        """DuckDB settings (``duckdb.connect(config=...)`` / ``SET``) for the warehouse."""
+        cfg: dict[str, str | int] = {"temp_directory": str(self.duckdb_temp_dir)}
+        if self.duckdb_memory_limit:
+            cfg["memory_limit"] = self.duckdb_memory_limit
+        if self.duckdb_threads:
+            cfg["threads"] = self.duckdb_threads
+        return cfg
+
     def env(self) -> dict[str, str]:
         """The variables to hand to a subprocess (dbt, dagster) so it sees the same settings."""
-        return {
+        env = {
             "NIGHTJAR_DATA_DIR": str(self.data_dir),
             "NIGHTJAR_SHOP_DB_URL": self.shop_db_url,
             "NIGHTJAR_WAREHOUSE": str(self.warehouse),
             "NIGHTJAR_ALERTS_FILE": str(self.alerts_file),
             "NIGHTJAR_NIGHTLY_CRON": self.nightly_cron,
             "NIGHTJAR_TIMEZONE": self.timezone,
+            "NIGHTJAR_PARTITIONS_START": self.partitions_start,
+            "NIGHTJAR_DUCKDB_TEMP_DIRECTORY": str(self.duckdb_temp_dir),
         }
+        if self.duckdb_memory_limit:
+            env["NIGHTJAR_DUCKDB_MEMORY_LIMIT"] = self.duckdb_memory_limit
+        if self.duckdb_threads:
+            env["NIGHTJAR_DUCKDB_THREADS"] = str(self.duckdb_threads)
+        return env
 
 
 def get_settings(environ: os._Environ[str] | dict[str, str] | None = None) -> Settings:
@@ -75,4 +107,11 @@ def get_settings(environ: os._Environ[str] | dict[str, str] | None = None) -> Se
         # The nightly run processes the day that just ended, in this timezone.
         nightly_cron=env.get("NIGHTJAR_NIGHTLY_CRON") or "0 2 * * *",
         timezone=env.get("NIGHTJAR_TIMEZONE") or "UTC",
+        partitions_start=env.get("NIGHTJAR_PARTITIONS_START") or "2024-01-01",
+        duckdb_memory_limit=env.get("NIGHTJAR_DUCKDB_MEMORY_LIMIT") or None,
+        duckdb_temp_directory=(
+            Path(env["NIGHTJAR_DUCKDB_TEMP_DIRECTORY"]).expanduser().resolve()
+            if env.get("NIGHTJAR_DUCKDB_TEMP_DIRECTORY") else None
+        ),
+        duckdb_threads=int(env["NIGHTJAR_DUCKDB_THREADS"]) if env.get("NIGHTJAR_DUCKDB_THREADS") else None,
     )

@@ -9,9 +9,9 @@ from pathlib import Path
 import duckdb
 import pytest
 
-from tests.conftest import REPO
 
 pytestmark = pytest.mark.slow
+REPO = Path(__file__).resolve().parent.parent
 
 
 def _make_run(clone: Path, data_dir: Path) -> subprocess.CompletedProcess[str]:

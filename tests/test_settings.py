@@ -33,3 +33,19 @@ def test_relative_data_dir_is_resolved_against_the_working_directory(tmp_path: P
     monkeypatch.chdir(tmp_path)
     assert get_settings({"NIGHTJAR_DATA_DIR": "rel"}).data_dir == tmp_path / "rel"
     assert get_settings({}).data_dir == tmp_path / "data"
+
+
+def test_duckdb_limits_are_settings_and_reach_subprocesses(tmp_path: Path) -> None:
+    s = get_settings({"NIGHTJAR_DATA_DIR": str(tmp_path)})
+    assert s.duckdb_config() == {"temp_directory": str(tmp_path / "warehouse.duckdb.tmp")}
+    s = get_settings(
+        {
+            "NIGHTJAR_DATA_DIR": str(tmp_path),
+            "NIGHTJAR_DUCKDB_MEMORY_LIMIT": "2GB",
+            "NIGHTJAR_DUCKDB_TEMP_DIRECTORY": str(tmp_path / "spill"),
+            "NIGHTJAR_DUCKDB_THREADS": "2",
+        }
+    )
+    assert s.duckdb_config() == {"temp_directory": str(tmp_path / "spill"), "memory_limit": "2GB", "threads": 2}
+    assert s.env()["NIGHTJAR_DUCKDB_MEMORY_LIMIT"] == "2GB"
+    assert get_settings(s.env()).duckdb_config() == s.duckdb_config()

@@ -38,7 +38,9 @@ FORECAST_DEPS = [FCT_DAILY_METRICS, STG_ORDERS, STG_ORDER_ITEMS, STG_PRODUCTS]
 
 # Retrain when any upstream mart was updated, and in any case every Monday 04:00 UTC.
 RETRAIN = (
-    dg.AutomationCondition.eager()
+    # eager() alone never fires below daily-partitioned dbt models: every unbuilt partition
+    # since NIGHTJAR_PARTITIONS_START counts as a missing dependency.
+    dg.AutomationCondition.eager().without(~dg.AutomationCondition.any_deps_missing())
     | (dg.AutomationCondition.cron_tick_passed("0 4 * * 1", "UTC") & ~dg.AutomationCondition.in_progress())
 ).with_label("marts updated or weekly")
 
@@ -86,6 +88,8 @@ def _warehouse_missing(warehouse: WarehouseResource) -> bool:
     kinds={"sklearn", "duckdb"},
     pool=WAREHOUSE_POOL,
     automation_condition=RETRAIN,
+    # Retraining follows its own automation; the nightly job only scores and forecasts.
+    tags={"nightjar/cadence": "weekly"},
     description=(
         "Trains a churn candidate (HistGradientBoosting + sigmoid calibration) on monthly cutoffs, "
         "evaluates it and three baselines on the latest fully observed cutoff, and saves it to the "
@@ -194,6 +198,8 @@ def churn_scores(context: dg.AssetExecutionContext, warehouse: WarehouseResource
     kinds={"prophet", "duckdb"},
     pool=WAREHOUSE_POOL,
     automation_condition=RETRAIN,
+    # Retraining follows its own automation; the nightly job only scores and forecasts.
+    tags={"nightjar/cadence": "weekly"},
     description=(
         "Rolling-origin backtest (28-day horizon, 7-day step, last 8 folds) of Prophet, seasonal "
         "naive and ETS on every demand series; the champion per series is the lowest mean MASE."

@@ -17,10 +17,12 @@ import time
 from typing import Any
 
 import dlt
+from dlt.destinations.impl.duckdb.configuration import DuckDbCredentials
 
 from nightjar.ingest.events import BATCH_ROWS, EventsRunStats, events_source
 from nightjar.ingest.shop import SHOP_TABLES, shop_source
 from nightjar.settings import Settings, get_settings
+from nightjar.warehouse_lock import warehouse_lock
 
 log = logging.getLogger(__name__)
 
@@ -35,7 +37,11 @@ def make_pipeline(name: str, settings: Settings) -> dlt.Pipeline:
     settings.warehouse.parent.mkdir(parents=True, exist_ok=True)
     pipeline = dlt.pipeline(
         pipeline_name=name,
-        destination=dlt.destinations.duckdb(str(settings.warehouse)),
+        # memory_limit / temp_directory / threads from settings (NIGHTJAR_DUCKDB_*), so a big
+        # load spills to disk instead of running out of memory
+        destination=dlt.destinations.duckdb(
+            DuckDbCredentials(str(settings.warehouse), global_config=settings.duckdb_config())
+        ),
         dataset_name=DATASET,
         pipelines_dir=str(settings.dlt_pipelines_dir),
     )
@@ -52,8 +58,16 @@ def _load_id(info: Any) -> str | None:
 
 
 def load_events(settings: Settings | None = None, *, batch_rows: int = BATCH_ROWS) -> dict:
-    """Load landing files not loaded before into raw.events / events_rejected / events_load_log."""
+    """Load landing files not loaded before into raw.events / events_rejected / events_load_log.
+
+    Holds the warehouse writer lock (nightjar.warehouse_lock): overlapping runs in other
+    processes wait instead of failing on DuckDB's file lock or racing on dlt state."""
     settings = settings or get_settings()
+    with warehouse_lock(settings.warehouse, purpose="load_events"):
+        return _load_events(settings, batch_rows)
+
+
+def _load_events(settings: Settings, batch_rows: int) -> dict:
     started = time.perf_counter()
     stats = EventsRunStats()
     pipeline = make_pipeline(EVENTS_PIPELINE, settings)
@@ -90,8 +104,15 @@ def load_shop(
     schema: str | None = None,
     backend: str = "pyarrow",
 ) -> dict:
-    """Incrementally merge the shop tables into raw.customers/products/orders/order_items."""
+    """Incrementally merge the shop tables into raw.customers/products/orders/order_items.
+
+    Holds the warehouse writer lock, like :func:`load_events`."""
     settings = settings or get_settings()
+    with warehouse_lock(settings.warehouse, purpose="load_shop"):
+        return _load_shop(settings, schema, backend)
+
+
+def _load_shop(settings: Settings, schema: str | None, backend: str) -> dict:
     started = time.perf_counter()
     # _dlt_load_id on Arrow rows, for this pipeline only (dlt config is scoped by pipeline name)
     os.environ.setdefault(

@@ -12,6 +12,9 @@
     * the user_key those anonymous_ids map to now, every user_id ever seen on them, and
       the anonymous_ids themselves (their possible previous user_keys), which covers
       re-stitching when an anonymous_id is identified or changes hands.
+  A backfill (vars backfill_start/backfill_end, macros/backfill.sql) also treats every
+  stg_events row whose event_timestamp is in the window as new, so the users with events
+  in the window are re-sessionised over their whole history (= a full refresh for them).
   A user_key that disappears (an anonymous_id that got identified) has no rows in the new
   batch, so the post-hook deletes its stale sessions. Re-sessionising a user over the
   whole history makes the result identical to a full refresh.
@@ -45,6 +48,10 @@ new_events as (
         select coalesce(max(_max_loaded_at), cast('1900-01-01 00:00:00' as {{ dbt.type_timestamp() }}))
         from {{ this }}
     )
+    {% if nightjar.is_backfill() %}
+       -- backfill: also the users with events in the window (macros/backfill.sql)
+       or {{ nightjar.in_backfill_window('event_timestamp') }}
+    {% endif %}
 
 ),
 

@@ -5,6 +5,8 @@
   newest `_last_loaded_at` already here, then re-derives those event_ids from *all* their
   raw copies, so the kept copy (earliest received_at) is the same as in a full refresh,
   even when a retried delivery arrives in a later batch.
+  A backfill (vars backfill_start/backfill_end, macros/backfill.sql) also re-derives every
+  event_id with a raw copy whose timestamp is in the window.
 #}
 {{
   config(
@@ -14,6 +16,9 @@
     on_schema_change='append_new_columns'
   )
 }}
+
+{%- set context_paths = ['page.url', 'page.path', 'page.referrer', 'page.title', 'campaign.source', 'campaign.medium', 'campaign.name', 'user_agent', 'locale', 'timezone', 'geo.country', 'geo.city'] -%}
+{%- set properties_paths = ['product_id', 'category', 'price', 'quantity', 'cart_value', 'revenue', 'currency', 'order_id', 'query', 'method'] -%}
 
 with source as (
 
@@ -30,6 +35,10 @@ new_event_ids as (
         select coalesce(max(_last_loaded_at), cast('1900-01-01 00:00:00' as {{ dbt.type_timestamp() }}))
         from {{ this }}
     )
+    {% if nightjar.is_backfill() %}
+       -- backfill: also every event whose timestamp is in the window (macros/backfill.sql)
+       or {{ nightjar.in_backfill_window(nightjar.to_utc_timestamp(adapter.quote('timestamp'))) }}
+    {% endif %}
 
 ),
 
@@ -86,7 +95,13 @@ ranked as (
 
 deduplicated as (
 
-    select * from ranked where copy_rank = 1
+    select
+        ranked.*,
+        -- each JSON document parsed once for all its fields (macros/json_extract_many.sql)
+        {{ nightjar.json_extract_many('context', context_paths) }} as _context_fields,
+        {{ nightjar.json_extract_many('properties', properties_paths) }} as _properties_fields
+    from ranked
+    where copy_rank = 1
 
 ),
 
@@ -103,30 +118,30 @@ extracted as (
         client_session_id,
 
         -- context
-        {{ nightjar.json_extract_string('context', 'page.url') }} as page_url,
-        {{ nightjar.json_extract_string('context', 'page.path') }} as page_path,
-        {{ nightjar.json_extract_string('context', 'page.referrer') }} as referrer,
-        {{ nightjar.json_extract_string('context', 'page.title') }} as page_title,
-        {{ nightjar.json_extract_string('context', 'campaign.source') }} as utm_source,
-        {{ nightjar.json_extract_string('context', 'campaign.medium') }} as utm_medium,
-        {{ nightjar.json_extract_string('context', 'campaign.name') }} as utm_campaign,
-        {{ nightjar.json_extract_string('context', 'user_agent') }} as user_agent,
-        {{ nightjar.json_extract_string('context', 'locale') }} as locale,
-        {{ nightjar.json_extract_string('context', 'timezone') }} as client_timezone,
-        {{ nightjar.json_extract_string('context', 'geo.country') }} as country,
-        {{ nightjar.json_extract_string('context', 'geo.city') }} as city,
+        {{ nightjar.json_field('_context_fields', 'context', context_paths, 'page.url') }} as page_url,
+        {{ nightjar.json_field('_context_fields', 'context', context_paths, 'page.path') }} as page_path,
+        {{ nightjar.json_field('_context_fields', 'context', context_paths, 'page.referrer') }} as referrer,
+        {{ nightjar.json_field('_context_fields', 'context', context_paths, 'page.title') }} as page_title,
+        {{ nightjar.json_field('_context_fields', 'context', context_paths, 'campaign.source') }} as utm_source,
+        {{ nightjar.json_field('_context_fields', 'context', context_paths, 'campaign.medium') }} as utm_medium,
+        {{ nightjar.json_field('_context_fields', 'context', context_paths, 'campaign.name') }} as utm_campaign,
+        {{ nightjar.json_field('_context_fields', 'context', context_paths, 'user_agent') }} as user_agent,
+        {{ nightjar.json_field('_context_fields', 'context', context_paths, 'locale') }} as locale,
+        {{ nightjar.json_field('_context_fields', 'context', context_paths, 'timezone') }} as client_timezone,
+        {{ nightjar.json_field('_context_fields', 'context', context_paths, 'geo.country') }} as country,
+        {{ nightjar.json_field('_context_fields', 'context', context_paths, 'geo.city') }} as city,
 
         -- properties
-        {{ nightjar.json_extract_string('properties', 'product_id') }} as product_id,
-        {{ nightjar.json_extract_string('properties', 'category') }} as category,
-        {{ dbt.safe_cast(nightjar.json_extract_string('properties', 'price'), nightjar.type_double()) }} as price,
-        {{ dbt.safe_cast(nightjar.json_extract_string('properties', 'quantity'), dbt.type_bigint()) }} as quantity,
-        {{ dbt.safe_cast(nightjar.json_extract_string('properties', 'cart_value'), nightjar.type_double()) }} as cart_value,
-        {{ dbt.safe_cast(nightjar.json_extract_string('properties', 'revenue'), nightjar.type_double()) }} as revenue,
-        upper({{ nightjar.json_extract_string('properties', 'currency') }}) as currency,
-        {{ nightjar.json_extract_string('properties', 'order_id') }} as order_id,
-        {{ nightjar.json_extract_string('properties', 'query') }} as search_query,
-        {{ nightjar.json_extract_string('properties', 'method') }} as signup_method,
+        {{ nightjar.json_field('_properties_fields', 'properties', properties_paths, 'product_id') }} as product_id,
+        {{ nightjar.json_field('_properties_fields', 'properties', properties_paths, 'category') }} as category,
+        {{ dbt.safe_cast(nightjar.json_field('_properties_fields', 'properties', properties_paths, 'price'), nightjar.type_double()) }} as price,
+        {{ dbt.safe_cast(nightjar.json_field('_properties_fields', 'properties', properties_paths, 'quantity'), dbt.type_bigint()) }} as quantity,
+        {{ dbt.safe_cast(nightjar.json_field('_properties_fields', 'properties', properties_paths, 'cart_value'), nightjar.type_double()) }} as cart_value,
+        {{ dbt.safe_cast(nightjar.json_field('_properties_fields', 'properties', properties_paths, 'revenue'), nightjar.type_double()) }} as revenue,
+        upper({{ nightjar.json_field('_properties_fields', 'properties', properties_paths, 'currency') }}) as currency,
+        {{ nightjar.json_field('_properties_fields', 'properties', properties_paths, 'order_id') }} as order_id,
+        {{ nightjar.json_field('_properties_fields', 'properties', properties_paths, 'query') }} as search_query,
+        {{ nightjar.json_field('_properties_fields', 'properties', properties_paths, 'method') }} as signup_method,
 
         properties,
         context,

@@ -1,0 +1,1 @@
+"""Orchestration: daily partitions, the nightly job and schedule (see defs.py)."""

@@ -1,0 +1,1 @@
+"""Reliability (fault-injection) suite: bad input, crashes, retries, late data, overlapping runs."""

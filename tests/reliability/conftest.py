@@ -1,0 +1,46 @@
+"""Session fixtures of the reliability suite (the repo-wide ones live in tests/conftest.py).
+
+One small simulated night (20 days, 100 customers) is built once: its landing files and shop
+database (``night_template``), its warehouse after ingestion only (``raw_only``) and after an
+uninterrupted ``dbt build`` (``reference``), with the content hash of every table.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import date
+from pathlib import Path
+
+import pytest
+
+from .helpers import copy_shop, copy_warehouse, dbt_inprocess, ingest, table_hashes
+
+DAYS, CUSTOMERS, SEED = 20, 100, 7
+
+
+@dataclass(frozen=True)
+class Night:
+    template: Path      # landing files + shop.sqlite (+ simulator state), no warehouse
+    raw_only: Path      # warehouse after one ingestion
+    reference: Path     # warehouse after ingestion + one uninterrupted dbt build
+    raw_hashes: dict
+    hashes: dict
+
+
+@pytest.fixture(scope="session")
+def night(tmp_path_factory: pytest.TempPathFactory) -> Night:
+    from nightjar.simulator import SimConfig, simulate
+
+    root = tmp_path_factory.mktemp("reliability_night")
+    template = root / "template"
+    # More late files and retried deliveries than the default, so that every night of the
+    # incremental test has some (the default 2 % of late batches is ~1 per 10 nights).
+    config = SimConfig(late_file_rate=0.25, duplicate_rate=0.03)
+    simulate(template, start=date(2025, 3, 1), days=DAYS, customers=CUSTOMERS, seed=SEED, config=config)
+    work = copy_shop(template, root / "build")
+    ingest(work)
+    raw_only = copy_warehouse(work / "warehouse.duckdb", root / "raw_only.duckdb")
+    raw_hashes = table_hashes(raw_only)
+    out = dbt_inprocess(work / "warehouse.duckdb", "build", work_dir=root / "dbt")
+    assert out.success, out.failures() or out.exception
+    reference = copy_warehouse(work / "warehouse.duckdb", root / "reference.duckdb")
+    return Night(template, raw_only, reference, raw_hashes, table_hashes(reference))
