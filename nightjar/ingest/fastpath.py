@@ -203,6 +203,18 @@ class LineValidator:
         self._texts.append(pa.array(lines, pa.string()))  # large_string is ~20x slower to build
         self.pending += n
 
+    def add_arrow_lines(self, file: str, lines: pa.Array, first_line_no: int = 1) -> None:
+        """Like :meth:`add_text_lines` for lines already in an Arrow string array (valid UTF-8)."""
+        import numpy as np
+
+        n = len(lines)
+        if not n:
+            return
+        self._files.append(pa.array([file] * n, pa.string()))
+        self._lines.append(pa.array(np.arange(first_line_no, first_line_no + n, dtype=np.int64)))
+        self._texts.append(lines)
+        self.pending += n
+
     def add_byte_lines(self, file: str, numbered) -> None:
         loaded, rejected = self.python.add_numbered(numbered, file)
         self._count(file, loaded, rejected)
@@ -224,11 +236,13 @@ class LineValidator:
         events: list[pa.Table] = []
         rejected: list[pa.Table] = []
         if self.pending:
+            # chunked columns (one chunk per file slice): DuckDB scans them as they are,
+            # so the line text is never concatenated/copied in Python
             batch = pa.table(
                 {
-                    "_file": pa.concat_arrays(self._files),
-                    "_line": pa.concat_arrays(self._lines),
-                    "line": pa.concat_arrays(self._texts),
+                    "_file": pa.chunked_array(self._files, pa.string()),
+                    "_line": pa.chunked_array(self._lines, pa.int64()),
+                    "line": pa.chunked_array(self._texts, pa.string()),
                 }
             )
             self._files, self._lines, self._texts, self.pending = [], [], [], 0
@@ -239,7 +253,7 @@ class LineValidator:
             if ok.num_rows:
                 n = ok.num_rows
                 cols = [ok.column(c) for c in EVENT_COLS]
-                cols.append(pa.array([self.loaded_at] * n, EVENTS_SCHEMA.field("_loaded_at").type))
+                cols.append(pa.repeat(pa.scalar(self.loaded_at, EVENTS_SCHEMA.field("_loaded_at").type), n))
                 events.append(pa.Table.from_arrays(cols, schema=EVENTS_SCHEMA))
                 for f, cnt in zip(*_value_counts(ok.column("_file"))):
                     self._count(f, cnt, 0)
