@@ -286,3 +286,37 @@ def test_unreadable_file_simulated(tmp_path, monkeypatch):
     (part / UNREADABLE).chmod(0o600)  # changes ctime: retried
     s3 = load_events(settings)
     assert (s3["files_loaded"], s3["rows_loaded"]) == (1, 1)
+
+
+def test_a_job_replayed_after_a_crash_is_not_counted_twice(tmp_path):
+    """A kill between DuckDB's insert of a load job and dlt marking it complete makes the
+    next run insert that job again. Reproduced deterministically: extract + normalize a
+    package (as an interrupted run leaves it), insert its event rows by hand (as the killed
+    loader did), then run normally: every line is still loaded or rejected exactly once."""
+    from nightjar.ingest.events import EventsRunStats, events_source
+    from nightjar.ingest.pipeline import EVENTS_PIPELINE, make_pipeline
+
+    settings = _settings(tmp_path)
+    day = settings.events_dir / "dt=2025-01-01"
+    day.mkdir(parents=True)
+    (day / "a.jsonl").write_text("\n".join(j(ev(i)) for i in range(5)) + "\n")
+    load_events(settings)  # creates the raw tables
+    (day / "b.jsonl").write_text("\n".join([*(j(ev(f"b{i}")) for i in range(4)), "{broken"]) + "\n")
+
+    pipeline = make_pipeline(EVENTS_PIPELINE, settings)
+    pipeline.sync_destination()  # the loaded-files state, as `run` would restore it
+    pipeline.extract(events_source(settings.events_dir, EventsRunStats()), loader_file_format="parquet")
+    pipeline.normalize()
+    jobs = list((settings.dlt_pipelines_dir / EVENTS_PIPELINE / "load" / "normalized").rglob("events.*.parquet"))
+    assert jobs, "the interrupted package should hold an events job"
+    con = duckdb.connect(str(settings.warehouse))
+    con.execute(f"insert into raw.events by name select * from read_parquet('{jobs[0]}')")
+    con.close()
+
+    load_events(settings)  # finishes the pending package, then looks for new files
+    per_file = _q(settings, """
+        select l._file, l.lines_read,
+               (select count(*) from raw.events e where e._file = l._file),
+               (select count(*) from raw.events_rejected r where r._file = l._file)
+        from raw.events_load_log l order by 1""")
+    assert per_file == [("dt=2025-01-01/a.jsonl", 5, 5, 0), ("dt=2025-01-01/b.jsonl", 5, 4, 1)]

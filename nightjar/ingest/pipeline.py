@@ -71,10 +71,13 @@ def _load_events(settings: Settings, batch_rows: int) -> dict:
     started = time.perf_counter()
     stats = EventsRunStats()
     pipeline = make_pipeline(EVENTS_PIPELINE, settings)
+    resuming = pipeline.has_pending_data
     info = pipeline.run(
         events_source(settings.events_dir, stats, batch_rows), loader_file_format="parquet"
     )
     info.raise_on_failed_jobs()
+    if resuming:
+        _drop_replayed_rows(pipeline)
     files = [f.as_dict() for f in stats.files]
     summary = {
         "pipeline": EVENTS_PIPELINE,
@@ -96,6 +99,36 @@ def _load_events(settings: Settings, batch_rows: int) -> dict:
         summary["rows_rejected"], summary["load_id"],
     )
     return summary
+
+
+# Columns that identify one row of one load package in the append-only event tables.
+_EVENT_TABLE_ROW_KEYS = {
+    "events": "_file, _line, _loaded_at",
+    "events_rejected": "_file, _line, reason, _loaded_at",
+    "events_load_log": "_file, load_id",
+}
+
+
+def _drop_replayed_rows(pipeline: dlt.Pipeline) -> None:
+    """Undo the double insert a crash can cause in the append-only event tables.
+
+    dlt finishes an interrupted package job by job; a job whose rows reached DuckDB just
+    before the kill, but which was not yet marked complete, is inserted again. Its copies
+    are identical in every column (same file, line and load time), so they are removed.
+    Only runs after a resumed package, i.e. after a crash: a full scan is fine there.
+    """
+    with pipeline.sql_client() as client:
+        existing = {r[0] for r in client.execute_sql(
+            "select table_name from information_schema.tables where table_schema = %s", DATASET
+        )}
+        for table, key in _EVENT_TABLE_ROW_KEYS.items():
+            if table not in existing:
+                continue
+            client.execute_sql(
+                f"delete from {DATASET}.{table} where rowid in (select rowid from ("
+                f"select rowid, row_number() over (partition by {key} order by rowid) as copy"
+                f" from {DATASET}.{table}) where copy > 1)"
+            )
 
 
 def load_shop(
