@@ -72,28 +72,76 @@ daily_active as (
 
 ),
 
-weekly_active as (
+{#- wau / mau without a range join (spine x activity was ~90% of this model's time):
+    activity on d makes a user count on metric dates d .. d+N-1 (N = 7 / 30). Per user,
+    those intervals are merged into disjoint islands (a new island starts when the gap to
+    the previous active date is > N days); an island adds 1 from its first covered date
+    and removes 1 the day after its last, and the running sum over the spine is the
+    number of distinct users active in the window. Exactly the same counts. #}
+activity_with_previous as (
 
-    select spine.metric_date, count(distinct activity.user_key) as wau
-    from spine
-    inner join activity
-        on activity.activity_date <= spine.metric_date
-        and activity.activity_date >= {{ nightjar.add_days(-6, 'spine.metric_date') }}
-    group by spine.metric_date
-
-),
-
-monthly_active as (
-
-    select spine.metric_date, count(distinct activity.user_key) as mau
-    from spine
-    inner join activity
-        on activity.activity_date <= spine.metric_date
-        and activity.activity_date >= {{ nightjar.add_days(-29, 'spine.metric_date') }}
-    group by spine.metric_date
+    select
+        user_key,
+        activity_date,
+        lag(activity_date) over (partition by user_key order by activity_date) as previous_date
+    from activity
 
 ),
 
+{% for window_name, window_days in [('wau', 7), ('mau', 30)] %}
+{{ window_name }}_islands as (
+
+    select
+        user_key,
+        island_number,
+        min(activity_date) as island_start,
+        {{ nightjar.add_days(window_days, 'max(activity_date)') }} as island_end_exclusive
+    from (
+        select
+            user_key,
+            activity_date,
+            sum(case
+                    when previous_date is null then 1
+                    when activity_date > {{ nightjar.add_days(window_days, 'previous_date') }} then 1
+                    else 0
+                end) over (
+                partition by user_key
+                order by activity_date
+                rows between unbounded preceding and current row
+            ) as island_number
+        from activity_with_previous
+    ) as numbered
+    group by user_key, island_number
+
+),
+
+{{ window_name }}_deltas as (
+
+    select delta_date as metric_date, sum(delta) as delta
+    from (
+        select island_start as delta_date, 1 as delta from {{ window_name }}_islands
+        union all
+        select island_end_exclusive as delta_date, -1 as delta from {{ window_name }}_islands
+    ) as changes
+    group by delta_date
+
+),
+
+{{ window_name }}_active as (
+
+    select
+        spine.metric_date,
+        sum(coalesce({{ window_name }}_deltas.delta, 0)) over (
+            order by spine.metric_date
+            rows between unbounded preceding and current row
+        ) as {{ window_name }}
+    from spine
+    left join {{ window_name }}_deltas
+        on spine.metric_date = {{ window_name }}_deltas.metric_date
+
+),
+
+{% endfor %}
 new_users as (
 
     select first_date as metric_date, count(*) as new_users
@@ -144,8 +192,8 @@ joined as (
     select
         spine.metric_date,
         coalesce(daily_active.dau, 0) as dau,
-        coalesce(weekly_active.wau, 0) as wau,
-        coalesce(monthly_active.mau, 0) as mau,
+        coalesce(wau_active.wau, 0) as wau,
+        coalesce(mau_active.mau, 0) as mau,
         coalesce(new_users.new_users, 0) as new_users,
         coalesce(daily_sessions.sessions, 0) as sessions,
         daily_sessions.avg_session_duration_seconds,
@@ -157,8 +205,8 @@ joined as (
         coalesce(daily_orders.refunds, 0) as refunds
     from spine
     left join daily_active on spine.metric_date = daily_active.metric_date
-    left join weekly_active on spine.metric_date = weekly_active.metric_date
-    left join monthly_active on spine.metric_date = monthly_active.metric_date
+    left join wau_active on spine.metric_date = wau_active.metric_date
+    left join mau_active on spine.metric_date = mau_active.metric_date
     left join new_users on spine.metric_date = new_users.metric_date
     left join daily_sessions on spine.metric_date = daily_sessions.metric_date
     left join daily_orders on spine.metric_date = daily_orders.metric_date

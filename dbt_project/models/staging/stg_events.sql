@@ -20,17 +20,16 @@
 {%- set context_paths = ['page.url', 'page.path', 'page.referrer', 'page.title', 'campaign.source', 'campaign.medium', 'campaign.name', 'user_agent', 'locale', 'timezone', 'geo.country', 'geo.city'] -%}
 {%- set properties_paths = ['product_id', 'category', 'price', 'quantity', 'cart_value', 'revenue', 'currency', 'order_id', 'query', 'method'] -%}
 
-with source as (
-
-    select * from {{ source('raw', 'events') }}
-
-),
+{#- The raw table is referenced directly, not through a shared CTE: a CTE with two
+    consumers is materialised by DuckDB, i.e. a full copy of raw.events (JSON included)
+    every night, which cost more than the rest of the incremental run of this model. #}
+with
 
 {% if is_incremental() %}
 new_event_ids as (
 
     select distinct event_id
-    from source
+    from {{ source('raw', 'events') }}
     where {{ nightjar.to_utc_timestamp('_loaded_at') }} > (
         select coalesce(max(_last_loaded_at), cast('1900-01-01 00:00:00' as {{ dbt.type_timestamp() }}))
         from {{ this }}
@@ -44,15 +43,15 @@ new_event_ids as (
 
 candidates as (
 
-    select source.*
-    from source
-    where event_id in (select event_id from new_event_ids)
+    select raw_events.*
+    from {{ source('raw', 'events') }} as raw_events
+    where raw_events.event_id in (select event_id from new_event_ids)
 
 ),
 {% else %}
 candidates as (
 
-    select * from source
+    select * from {{ source('raw', 'events') }}
 
 ),
 {% endif %}
