@@ -22,6 +22,8 @@ class Settings:
     warehouse: Path
     alerts_file: Path
     nightly_cron: str = "0 2 * * *"
+    # Base URL of the Dagster UI, for links in notifications and the run summary.
+    ui_url: str = "http://127.0.0.1:3000"
     timezone: str = "UTC"
     # First day of the Dagster daily partitions (YYYY-MM-DD, in `timezone`): the earliest
     # date a user can backfill from the UI. NIGHTJAR_PARTITIONS_START, default 2024-01-01.
@@ -82,6 +84,7 @@ class Settings:
             "NIGHTJAR_WAREHOUSE": str(self.warehouse),
             "NIGHTJAR_ALERTS_FILE": str(self.alerts_file),
             "NIGHTJAR_NIGHTLY_CRON": self.nightly_cron,
+            "NIGHTJAR_UI_URL": self.ui_url,
             "NIGHTJAR_TIMEZONE": self.timezone,
             "NIGHTJAR_PARTITIONS_START": self.partitions_start,
             "NIGHTJAR_DUCKDB_TEMP_DIRECTORY": str(self.duckdb_temp_dir),
@@ -106,6 +109,7 @@ def get_settings(environ: os._Environ[str] | dict[str, str] | None = None) -> Se
         alerts_file=alerts_file,
         # The nightly run processes the day that just ended, in this timezone.
         nightly_cron=env.get("NIGHTJAR_NIGHTLY_CRON") or "0 2 * * *",
+        ui_url=(env.get("NIGHTJAR_UI_URL") or "http://127.0.0.1:3000").rstrip("/"),
         timezone=env.get("NIGHTJAR_TIMEZONE") or "UTC",
         partitions_start=env.get("NIGHTJAR_PARTITIONS_START") or "2024-01-01",
         duckdb_memory_limit=env.get("NIGHTJAR_DUCKDB_MEMORY_LIMIT") or None,

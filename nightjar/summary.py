@@ -5,9 +5,6 @@ alerts fired, and where the report and the UI are.
 """
 from __future__ import annotations
 
-import os
-from pathlib import Path
-
 import duckdb
 
 from nightjar.settings import Settings
@@ -28,14 +25,9 @@ def _tables(con: duckdb.DuckDBPyConnection) -> list[tuple[str, str]]:
     return sorted(rows, key=lambda r: (order[r[0]], r[1]))
 
 
-def table_counts(warehouse: Path) -> dict[str, int]:
+def table_counts(con: duckdb.DuckDBPyConnection) -> dict[str, int]:
     """Row counts of every Nightjar table, keyed `schema.table`, in schema order."""
-    if not warehouse.exists():
-        return {}
-    with duckdb.connect(str(warehouse), read_only=True) as con:
-        return {
-            f"{s}.{t}": con.execute(f'select count(*) from "{s}"."{t}"').fetchone()[0] for s, t in _tables(con)
-        }
+    return {f"{s}.{t}": con.execute(f'select count(*) from "{s}"."{t}"').fetchone()[0] for s, t in _tables(con)}
 
 
 def _counts_block(counts: dict[str, int]) -> list[str]:
@@ -75,8 +67,8 @@ def _models_block(settings: Settings) -> list[str]:
     return lines
 
 
-def _alerts_block(con: duckdb.DuckDBPyConnection) -> list[str]:
-    if ("alerts", "alert_episodes") not in set(_tables(con)):
+def _alerts_block(con: duckdb.DuckDBPyConnection, counts: dict[str, int]) -> list[str]:
+    if "alerts.alert_episodes" not in counts:
         return ["Alerts: not evaluated yet"]
     rows = con.execute(
         """
@@ -95,20 +87,21 @@ def _alerts_block(con: duckdb.DuckDBPyConnection) -> list[str]:
 
 
 def format_summary(settings: Settings) -> str:
-    counts = table_counts(settings.warehouse)
-    if not counts:
-        return f"Warehouse {settings.warehouse} is empty"
+    if not settings.warehouse.exists():
+        return f"Warehouse {settings.warehouse} does not exist yet"
     from nightjar.report.kpi import format_kpi_summary
 
-    lines = [f"Warehouse: {settings.warehouse}", "", *_counts_block(counts), ""]
     with duckdb.connect(str(settings.warehouse), read_only=True) as con:
+        counts = table_counts(con)
+        if not counts:
+            return f"Warehouse {settings.warehouse} is empty"
+        lines = [f"Warehouse: {settings.warehouse}", "", *_counts_block(counts), ""]
         lines += [format_kpi_summary(con), ""]
         lines += _models_block(settings)
-        lines += ["", *_alerts_block(con)]
+        lines += ["", *_alerts_block(con, counts)]
     report = settings.reports_dir / "kpi_report_latest.html"
     lines.append("")
     if report.exists():
         lines.append(f"KPI report: file://{report}")
-    ui = os.environ.get("NIGHTJAR_UI_URL", "http://127.0.0.1:3000")
-    lines.append(f"Dagster UI: `make ui`, then {ui}")
+    lines.append(f"Dagster UI: `make ui`, then {settings.ui_url}")
     return "\n".join(lines)

@@ -81,7 +81,7 @@ def shop_db(context: dg.AssetExecutionContext, warehouse: WarehouseResource):
 
 
 def _table_counts(warehouse: WarehouseResource, tables: dict[str, str]) -> dict[str, int]:
-    with warehouse.connect() as con:
+    with warehouse.connect(read_only=True) as con:
         existing = {
             r[0]
             for r in con.execute(

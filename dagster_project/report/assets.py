@@ -36,7 +36,9 @@ REPORT_DEPS = [
 )
 def kpi_report(context: dg.AssetExecutionContext, warehouse: WarehouseResource) -> dg.MaterializeResult:
     settings = warehouse.settings()
-    report, dated, latest = generate_report(settings.warehouse, settings.reports_dir)
+    # The pool covers runs of one instance; the file lock also covers a `nightjar run`.
+    with warehouse.lock(purpose="kpi report"):
+        report, dated, latest = generate_report(settings.warehouse, settings.reports_dir)
     for sid in report.unavailable_sections:
         context.log.warning(f"report section '{sid}' is not available yet (its tables are missing or empty)")
     context.log.info(f"KPI report written to {dated}")

@@ -28,6 +28,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from urllib.parse import urlsplit
 
+from nightjar.settings import get_settings
+
 KNOWN_CHANNELS = ("slack", "email", "webhook", "log")
 
 
@@ -156,7 +158,7 @@ def load_config(environ: Mapping[str, str] | None = None) -> AlertsConfig:
     if fallback not in KNOWN_CHANNELS:
         raise ValueError(f"NIGHTJAR_ALERTS_FALLBACK_CHANNEL must be one of {', '.join(KNOWN_CHANNELS)}")
     return AlertsConfig(
-        ui_url=(env.get("NIGHTJAR_UI_URL") or "http://127.0.0.1:3000").rstrip("/"),
+        ui_url=get_settings(env).ui_url,  # not a secret: the one settings module owns it
         slack_webhook_url=slack,
         webhook_url=webhook,
         webhook_secret=hmac_key,
