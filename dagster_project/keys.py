@@ -10,5 +10,10 @@ import dagster as dg
 RAW_SCHEMA = "raw"
 
 
+def table_key(qualified_table: str) -> dg.AssetKey:
+    """`schema.table` -> the asset key of that warehouse table (`schema/table`)."""
+    return dg.AssetKey(qualified_table.split("."))
+
+
 def raw_asset_key(table: str, schema: str = RAW_SCHEMA) -> dg.AssetKey:
-    return dg.AssetKey([schema, table])
+    return table_key(f"{schema}.{table}")

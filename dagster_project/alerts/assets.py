@@ -4,6 +4,7 @@ from datetime import datetime, timezone
 
 import dagster as dg
 
+from dagster_project.keys import table_key
 from dagster_project.resources import WAREHOUSE_POOL, WarehouseResource
 from nightjar.alerts import engine
 from nightjar.alerts.config import load_config
@@ -23,10 +24,6 @@ class AlertsRunConfig(dg.Config):
     failed_job_name: str = ""
     failure_message: str = ""
     max_wait_seconds: float = 20.0  # how long one run waits for retries that fall due
-
-
-def table_key(table: str) -> dg.AssetKey:
-    return dg.AssetKey(table.split("."))
 
 
 @dg.asset(

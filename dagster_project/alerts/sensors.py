@@ -24,8 +24,8 @@ from dagster_project.alerts.assets import (
     DAILY_METRICS_KEY,
     FORECAST_KEY,
     alert_events,
-    table_key,
 )
+from dagster_project.keys import table_key
 from nightjar.alerts.config import load_config
 from nightjar.settings import get_settings
 

@@ -7,7 +7,7 @@ from typing import Any
 import dagster as dg
 from dagster_dbt import DagsterDbtTranslator, DbtProject
 
-from dagster_project.keys import raw_asset_key
+from dagster_project.keys import raw_asset_key, table_key
 
 # dbt schema (config `schema`) -> Dagster asset group; intermediate models are
 # implementation detail of staging-level stitching, so they sit with staging.
@@ -26,7 +26,7 @@ class NightjarDbtTranslator(DagsterDbtTranslator):
         schema = props.get("config", {}).get("schema") or props.get("schema") or "staging"
         owners = props.get("config", {}).get("meta", {}).get("owners") or ["team:analytics"]
         return spec.replace_attributes(
-            key=dg.AssetKey([schema, props["name"]]),
+            key=table_key(f"{schema}.{props['name']}"),
             group_name=_GROUPS.get(schema, "staging"),
             owners=owners,
         )
