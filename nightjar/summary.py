@@ -55,15 +55,19 @@ def _models_block(settings: Settings) -> list[str]:
             f"Churn model {churn.version}: ROC-AUC {test.get('roc_auc', float('nan')):.3f}, "
             f"PR-AUC {test.get('pr_auc', float('nan')):.3f}, Brier {test.get('brier', float('nan')):.3f}"
         )
-    forecast = registry.promoted("demand_forecast")
-    if forecast is not None:
-        champions = forecast.metrics.get("champions") or {}
+    selection = registry.promoted("demand_forecast_selection")
+    if selection is not None:
+        # metrics: {series_label: {"champion": model, "metrics": {model: {"mase": ...}}}}
         by_model: dict[str, int] = {}
-        for champion in champions.values():
-            name = champion if isinstance(champion, str) else str(champion.get("model", champion))
-            by_model[name] = by_model.get(name, 0) + 1
+        for record in selection.metrics.values():
+            by_model[record["champion"]] = by_model.get(record["champion"], 0) + 1
+        total = selection.metrics.get("total/orders", {})
+        mase = total.get("metrics", {}).get(total.get("champion"), {}).get("mase")
         mix = ", ".join(f"{m} {n}" for m, n in sorted(by_model.items()))
-        lines.append(f"Demand forecast {forecast.version}: {len(champions)} series (champions: {mix})")
+        lines.append(
+            f"Demand forecast {selection.version}: {len(selection.metrics)} series, champions by backtest MASE: {mix}"
+            + (f"; total orders MASE {mase:.2f} ({total['champion']})" if mase is not None else "")
+        )
     return lines
 
 
