@@ -60,7 +60,8 @@ def _models_block(settings: Settings) -> list[str]:
         # metrics: {series_label: {"champion": model, "metrics": {model: {"mase": ...}}}}
         by_model: dict[str, int] = {}
         for record in selection.metrics.values():
-            by_model[record["champion"]] = by_model.get(record["champion"], 0) + 1
+            champion = record.get("champion") or "none (too little history)"
+            by_model[champion] = by_model.get(champion, 0) + 1
         total = selection.metrics.get("total/orders", {})
         mase = total.get("metrics", {}).get(total.get("champion"), {}).get("mase")
         mix = ", ".join(f"{m} {n}" for m, n in sorted(by_model.items()))
