@@ -13,6 +13,8 @@ Scheduling:
 scores (the previous model stays in use).
 """
 
+from contextlib import contextmanager
+
 import dagster as dg
 
 from dagster_project.resources import WAREHOUSE_POOL, WarehouseResource
@@ -76,8 +78,16 @@ def _png(path) -> dg.MetadataValue:
     return dg.MetadataValue.md(png_markdown(path))
 
 
-def _warehouse_missing(warehouse: WarehouseResource) -> bool:
-    return not warehouse.path.exists()
+@contextmanager
+def _inputs(warehouse: WarehouseResource, missing_inputs, read_only: bool = False):
+    """Yield `(connection, None)`, or `(None, reason)` when the asset must skip: no
+    warehouse yet (connecting would create an empty one), or input tables missing."""
+    if not warehouse.path.exists():
+        yield None, f"no warehouse at {warehouse.path}"
+        return
+    with warehouse.connect(read_only=read_only) as con:
+        missing = missing_inputs(con)
+        yield (None, f"input tables missing: {', '.join(missing)}") if missing else (con, None)
 
 
 @dg.asset(
@@ -100,16 +110,13 @@ def churn_candidate(context: dg.AssetExecutionContext, config: ChurnTrainConfig,
     from ml.churn.config import ChurnConfig, TooLittleHistory
     from ml.churn.pipeline import missing_inputs, train_and_register
 
-    if _warehouse_missing(warehouse):
-        return _skip(f"no warehouse at {warehouse.path}")
     cfg = ChurnConfig(
         horizon_days=config.horizon_days, lookback_days=config.lookback_days,
         n_train_cutoffs=config.n_train_cutoffs, min_auc_gain=config.min_auc_gain,
     )
-    with warehouse.connect(read_only=True) as con:
-        missing = missing_inputs(con)
-        if missing:
-            return _skip(f"input tables missing: {', '.join(missing)}")
+    with _inputs(warehouse, missing_inputs, read_only=True) as (con, skip):
+        if skip:
+            return _skip(skip)
         try:
             out = train_and_register(con, _registry(warehouse), cfg)
         except TooLittleHistory as exc:
@@ -162,12 +169,9 @@ def churn_scores(context: dg.AssetExecutionContext, warehouse: WarehouseResource
     from ml.churn.pipeline import NoPromotedModel, missing_inputs, score_with_promoted
     from ml.churn.truth import load_latent_churn, load_planned_churn, truth_metrics
 
-    if _warehouse_missing(warehouse):
-        return _skip(f"no warehouse at {warehouse.path}")
-    with warehouse.connect() as con:
-        missing = missing_inputs(con)
-        if missing:
-            return _skip(f"input tables missing: {', '.join(missing)}")
+    with _inputs(warehouse, missing_inputs) as (con, skip):
+        if skip:
+            return _skip(skip)
         try:
             scores, mv = score_with_promoted(con, _registry(warehouse))
         except NoPromotedModel as exc:
@@ -208,12 +212,9 @@ def churn_scores(context: dg.AssetExecutionContext, warehouse: WarehouseResource
 def demand_forecast_backtest(context: dg.AssetExecutionContext, config: ForecastConfig, warehouse: WarehouseResource):
     from ml.forecast.pipeline import NothingToForecast, champion_table_markdown, evaluate_and_select, missing_inputs
 
-    if _warehouse_missing(warehouse):
-        return _skip(f"no warehouse at {warehouse.path}")
-    with warehouse.connect(read_only=True) as con:
-        missing = missing_inputs(con)
-        if missing:
-            return _skip(f"input tables missing: {', '.join(missing)}")
+    with _inputs(warehouse, missing_inputs, read_only=True) as (con, skip):
+        if skip:
+            return _skip(skip)
         try:
             out = evaluate_and_select(
                 con, _registry(warehouse), seed=config.seed, max_folds=config.max_folds,
@@ -255,12 +256,9 @@ def demand_forecast_backtest(context: dg.AssetExecutionContext, config: Forecast
 def demand_forecast(context: dg.AssetExecutionContext, config: ForecastConfig, warehouse: WarehouseResource):
     from ml.forecast.pipeline import NothingToForecast, missing_inputs, publish_forecast
 
-    if _warehouse_missing(warehouse):
-        return _skip(f"no warehouse at {warehouse.path}")
-    with warehouse.connect() as con:
-        missing = missing_inputs(con)
-        if missing:
-            return _skip(f"input tables missing: {', '.join(missing)}")
+    with _inputs(warehouse, missing_inputs) as (con, skip):
+        if skip:
+            return _skip(skip)
         try:
             out = publish_forecast(
                 con, _registry(warehouse), horizon=config.horizon_days, seed=config.seed,
@@ -294,12 +292,9 @@ def demand_forecast(context: dg.AssetExecutionContext, config: ForecastConfig, w
 def forecast_accuracy(context: dg.AssetExecutionContext, warehouse: WarehouseResource):
     from ml.forecast.pipeline import missing_inputs, update_accuracy
 
-    if _warehouse_missing(warehouse):
-        return _skip(f"no warehouse at {warehouse.path}")
-    with warehouse.connect() as con:
-        missing = missing_inputs(con)
-        if missing:
-            return _skip(f"input tables missing: {', '.join(missing)}")
+    with _inputs(warehouse, missing_inputs) as (con, skip):
+        if skip:
+            return _skip(skip)
         acc = update_accuracy(con)
     return dg.MaterializeResult(
         metadata={
