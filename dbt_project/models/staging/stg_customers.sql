@@ -6,17 +6,7 @@ with source as (
 
 latest as (
 
-    select *
-    from (
-        select
-            source.*,
-            row_number() over (
-                partition by customer_id
-                order by updated_at desc, _dlt_load_id desc
-            ) as version_rank
-        from source
-    ) as versions
-    where version_rank = 1
+{{ nightjar.latest_version('source', 'customer_id', 'updated_at desc, _dlt_load_id desc') }}
 
 ),
 

@@ -6,17 +6,7 @@ with source as (
 
 latest as (
 
-    select *
-    from (
-        select
-            source.*,
-            row_number() over (
-                partition by order_id, line_number
-                order by _dlt_load_id desc
-            ) as version_rank
-        from source
-    ) as versions
-    where version_rank = 1
+{{ nightjar.latest_version('source', 'order_id, line_number', '_dlt_load_id desc') }}
 
 ),
 

@@ -6,18 +6,7 @@ with source as (
 
 latest as (
 
-    -- dlt merges on order_id; keep the newest version defensively.
-    select *
-    from (
-        select
-            source.*,
-            row_number() over (
-                partition by order_id
-                order by updated_at desc, _dlt_load_id desc
-            ) as version_rank
-        from source
-    ) as versions
-    where version_rank = 1
+{{ nightjar.latest_version('source', 'order_id', 'updated_at desc, _dlt_load_id desc') }}
 
 ),
 
