@@ -159,7 +159,7 @@ def ratio(a: float | None, b: float | None) -> float | None:
     return round(a / b, 3)
 
 
-def ensure_shop(runner: Runner, scale: Scale, root: Path) -> tuple[Path, Path, dict]:
+def ensure_shop(runner: Runner, scale: Scale, root: Path, with_plus1: bool = True) -> tuple[Path, Path, dict]:
     """The scale's shop (365 days) and the same shop + 1 appended day; reused when present."""
     base = root / f"shop-{scale.name}"
     plus1 = root / f"shop-{scale.name}-plus1"
@@ -173,6 +173,8 @@ def ensure_shop(runner: Runner, scale: Scale, root: Path) -> tuple[Path, Path, d
         res = runner.step(f"simulate-{scale.name}", "simulate", {"out": str(base), **spec}, base, base / "x.duckdb")
         marker.write_text(json.dumps({"spec": spec, "result": res}))
     meta["simulate"] = json.loads(marker.read_text())["result"]
+    if not with_plus1:
+        return base, plus1, meta
     marker1 = plus1 / ".bench_complete"
     if not marker1.exists():
         shutil.rmtree(plus1, ignore_errors=True)
@@ -385,6 +387,58 @@ def run_bench(
     result["load_avg_end"] = [round(x, 2) for x in os.getloadavg()]
     for p in (raw_db, marts_db, wh):
         fresh_db(p)
+    return result
+
+
+def run_pipeline_only(
+    scale_name: str = "L",
+    work: Path | None = None,
+    memory_limit: str | None = "4GB",
+    threads: int | None = None,
+) -> dict:
+    """The scale's pipeline once (events ingest, shop ingest, full ``dbt build``) on one
+    warehouse: no baselines and no warehouse copies. For L, where the comparisons'
+    copies (~25 GB of raw layer each) do not fit on the disk; what it shows is that every
+    step completes within DuckDB's memory_limit (spilling to the run's spill/ dir), and at
+    what time, CPU, peak RSS and disk."""
+    scale = SCALES[scale_name]
+    work = (work or REPO_ROOT / "benchmarks" / "out").resolve()
+    run_dir = work / f"run-{scale.name}-pipeline"
+    shutil.rmtree(run_dir, ignore_errors=True)
+    run_dir.mkdir(parents=True)
+    runner = Runner(run_dir, memory_limit, threads)
+    started = time.perf_counter()
+    result: dict[str, Any] = {
+        "scale": f"{scale.name}-pipeline",
+        "scale_spec": {"days": scale.days, "customers": scale.customers, "traffic_scale": scale.traffic_scale,
+                       "start": scale.start.isoformat(), "seed": scale.seed, "approx_events": scale.approx_events},
+        "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "machine": machine(),
+        "versions": versions(),
+        "duckdb_settings": runner.duck_config(),
+        "command": " ".join(["nightjar", "bench", *sys.argv[2:]]) if sys.argv[1:2] == ["bench"] else None,
+        "load_avg_start": [round(x, 2) for x in os.getloadavg()],
+    }
+    base, _plus1, meta = ensure_shop(runner, scale, work, with_plus1=False)
+    result["data"] = {"simulate": meta["simulate"],
+                      "landing_mb": round(sum(f.stat().st_size for f in (base / "landing").rglob("*") if f.is_file()) / 1e6, 1)}
+    runner.dbt("dbt-parse", ["parse", "--quiet"], base, run_dir / "parse.duckdb")
+    wh = fresh_db(run_dir / "wh.duckdb")
+    shutil.rmtree(base / "artifacts", ignore_errors=True)
+    steps = {"events_dlt": runner.step("events_dlt", "events_dlt", {}, base, wh)}
+    # the load packages (a parquet copy of the raw rows) are dropped by the next run anyway
+    shutil.rmtree(base / "artifacts", ignore_errors=True)
+    steps["shop_dlt"] = runner.step("shop_dlt", "shop_dlt", {}, base, wh)
+    result["warehouse_mb_after_ingest"] = round(wh.stat().st_size / 1e6, 1)
+    steps["dbt_build"] = runner.dbt("dbt_build", ["build", "--quiet"], base, wh)
+    result["warehouse_mb_after_dbt"] = round(wh.stat().st_size / 1e6, 1)
+    result["steps"] = steps
+    result["total"] = _sum(list(steps.values()))
+    result["peak_rss_mb"] = {k: v["max_rss_mb"] for k, v in steps.items()}
+    result["completed"] = True  # a failed step raises (its log is under run_dir/logs)
+    result["bench_seconds"] = round(time.perf_counter() - started, 1)
+    result["load_avg_end"] = [round(x, 2) for x in os.getloadavg()]
+    fresh_db(wh)
     return result
 
 

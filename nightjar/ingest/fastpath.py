@@ -10,8 +10,13 @@ agree on the whole malformed-line corpus.
 """
 from __future__ import annotations
 
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+
 import duckdb
 import pyarrow as pa
+import pyarrow.parquet as pq
 
 from nightjar.ingest.validate import (
     EVENTS_SCHEMA,
@@ -153,35 +158,92 @@ class DuckDBValidator:
         finally:
             self.con.unregister("batch")
 
+    def run_to_parquet(self, batch: pa.Table, out_dir: Path, loaded_at) -> tuple[list[Path], pa.Table | None]:
+        """Validate ``batch`` in one pass and let DuckDB write the valid rows (the
+        ``raw.events`` columns) to parquet files under ``out_dir`` itself: in parallel, and
+        without a round trip of ~1 KB of JSON per row through Arrow and Python (that, and
+        materialising the validated batch, cost more than the validation).
+
+        One ``COPY ... PARTITION_BY`` writes both outcomes; the rare invalid rows go to a
+        separate partition with their reason in ``event_name`` and the line in
+        ``properties`` (columns otherwise unused for them) and are read back as a table
+        (``_file``, ``_line``, ``raw_line``, ``reason``). Returns (valid-row parquet files, the
+        invalid rows or None).
+        """
+        ev = ", ".join(f'"{c}"' for c in EVENT_COLS if c not in ("event_name", "properties"))
+        packed = (
+            f"{ev}, coalesce(reason, event_name) AS event_name, "
+            "CASE WHEN reason IS NULL THEN properties ELSE raw_line END AS properties, "
+            "?::TIMESTAMPTZ AS _loaded_at, reason IS NULL AS _valid"
+        )
+        cols = ", ".join(f'"{c}"' for c in EVENT_COLS) + ", _loaded_at, _valid"
+        self.con.register("batch", batch)
+        try:
+            self.con.execute(
+                f"COPY (SELECT {cols} FROM (SELECT {packed} FROM ({SQL}))) TO {_q(str(out_dir))} "
+                "(FORMAT parquet, PARTITION_BY (_valid))",
+                [loaded_at],
+            )
+        finally:
+            self.con.unregister("batch")
+        valid = sorted((out_dir / "_valid=true").glob("*.parquet"))
+        invalid = sorted((out_dir / "_valid=false").glob("*.parquet"))
+        if not invalid:
+            return valid, None
+        names = ", ".join(_q(str(f)) for f in invalid)
+        bad = self.con.sql(
+            f"SELECT _file, _line, properties AS raw_line, event_name AS reason FROM read_parquet([{names}])"
+        ).to_arrow_table()
+        return valid, bad
+
 
 EVENT_COLS = [f.name for f in EVENTS_SCHEMA if f.name != "_loaded_at"]
 REJECT_COLS = [f.name for f in REJECTED_SCHEMA if f.name != "_loaded_at"]
 OUT_COLS = ["_file", "_line", "raw_line", "reason", *[c for c in EVENT_COLS if c not in ("_file", "_line")]]
 
 
+@dataclass(frozen=True)
+class SpooledEvents:
+    """Valid ``raw.events`` rows that DuckDB wrote to a parquet file (dlt imports it)."""
+
+    path: Path
+    rows: int
+
+
 class LineValidator:
     """Collects lines of one or more files and validates them in batches.
 
-    ``add_text_lines`` takes lines that are valid UTF-8 (the DuckDB fast path);
-    ``add_byte_lines`` takes raw lines of a file that is not (strict Python path, which
-    quarantines the invalid ones as ``invalid_utf8``); ``add_reject`` adds a file-level
-    quarantine row. ``flush`` returns the Arrow tables for ``raw.events`` and
-    ``raw.events_rejected`` and the per-file (loaded, rejected) counts.
+    ``add_text_lines`` / ``add_arrow_lines`` take lines that are valid UTF-8 (the DuckDB
+    fast path); ``add_byte_lines`` takes raw lines of a file that is not (strict Python
+    path, which quarantines the invalid ones as ``invalid_utf8``); ``add_reject`` adds a
+    file-level quarantine row. ``flush`` returns the ``raw.events`` rows (parquet files in
+    ``spool_dir`` written by DuckDB, plus Arrow tables from the Python path), the
+    ``raw.events_rejected`` rows, and keeps per-file (loaded, rejected) counts.
     """
 
-    def __init__(self, loaded_at, threads: int = 2):
+    def __init__(self, loaded_at, spool_dir: Path, threads: int | None = None):
+        import os
+
         from nightjar.ingest.validate import BatchBuilder
 
         self.loaded_at = loaded_at
-        self.duck = DuckDBValidator(threads)
+        self.spool_dir = Path(spool_dir)
+        self.duck = DuckDBValidator(threads or os.cpu_count() or 2)
         self.python = BatchBuilder(loaded_at)
         self._files: list[pa.Array] = []
         self._lines: list[pa.Array] = []
         self._texts: list[pa.Array] = []
+        self._spooled = 0
+        self._added: dict[str, int] = {}  # lines per file in the pending batch
         self.pending = 0
         self.counts: dict[str, list[int]] = {}
+        self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="events-validate")
+        self._in_flight: Future | None = None
 
     def close(self) -> None:
+        if self._in_flight is not None:  # an aborted run: let DuckDB finish before closing
+            self._in_flight.exception()
+        self._pool.shutdown(wait=True)
         self.duck.close()
 
     def __len__(self) -> int:
@@ -201,6 +263,7 @@ class LineValidator:
         else:
             self._lines.append(pa.array(line_numbers, pa.int64()))
         self._texts.append(pa.array(lines, pa.string()))  # large_string is ~20x slower to build
+        self._added[file] = self._added.get(file, 0) + n
         self.pending += n
 
     def add_arrow_lines(self, file: str, lines: pa.Array, first_line_no: int = 1) -> None:
@@ -213,6 +276,7 @@ class LineValidator:
         self._files.append(pa.array([file] * n, pa.string()))
         self._lines.append(pa.array(np.arange(first_line_no, first_line_no + n, dtype=np.int64)))
         self._texts.append(lines)
+        self._added[file] = self._added.get(file, 0) + n
         self.pending += n
 
     def add_byte_lines(self, file: str, numbered) -> None:
@@ -228,13 +292,19 @@ class LineValidator:
         c[0] += loaded
         c[1] += rejected
 
-    def flush(self) -> tuple[pa.Table | None, pa.Table | None]:
-        import pyarrow.compute as pc
+    def flush(self, wait: bool = False) -> tuple[list[pa.Table | SpooledEvents], pa.Table | None]:
+        """Start validating the pending lines and return what is finished.
 
-        from nightjar.ingest.validate import raw_text
-
-        events: list[pa.Table] = []
+        DuckDB validates a batch in a worker thread (it releases the GIL) while the caller
+        reads and splits the next files; this returns the results of the batch submitted
+        before, so one batch is in flight at a time. ``wait=True`` (the last call) also
+        waits for the batch it submits. Per-file counts are complete after that call.
+        """
+        events: list[pa.Table | SpooledEvents] = []
         rejected: list[pa.Table] = []
+        if self._in_flight is not None and (wait or self.pending):
+            self._collect(self._in_flight.result(), events, rejected)
+            self._in_flight = None
         if self.pending:
             # chunked columns (one chunk per file slice): DuckDB scans them as they are,
             # so the line text is never concatenated/copied in Python
@@ -245,55 +315,68 @@ class LineValidator:
                     "line": pa.chunked_array(self._texts, pa.string()),
                 }
             )
-            self._files, self._lines, self._texts, self.pending = [], [], [], 0
-            res = self.duck.run(batch)
-            del batch
-            reason = res.column("reason")
-            ok = res.filter(pc.is_null(reason))
-            if ok.num_rows:
-                n = ok.num_rows
-                cols = [ok.column(c) for c in EVENT_COLS]
-                cols.append(pa.repeat(pa.scalar(self.loaded_at, EVENTS_SCHEMA.field("_loaded_at").type), n))
-                events.append(pa.Table.from_arrays(cols, schema=EVENTS_SCHEMA))
-                for f, cnt in zip(*_value_counts(ok.column("_file"))):
-                    self._count(f, cnt, 0)
-            bad = res.filter(pc.is_valid(reason))
-            del res
-            if bad.num_rows:
-                needs_py = pc.equal(bad.column("reason"), NEEDS_PYTHON)
-                py_rows = bad.filter(needs_py)
-                for f, ln, line in zip(*(py_rows.column(c).to_pylist() for c in ("_file", "_line", "raw_line"))):
-                    self.add_byte_lines(f, [(ln, line.encode("utf-8"))])
-                quarantined = bad.filter(pc.invert(needs_py))
-                if quarantined.num_rows:
-                    lines = quarantined.column("raw_line").to_pylist()
-                    reasons = quarantined.column("reason").to_pylist()
-                    raw = [
-                        raw_text(l.encode("utf-8")) if r == "line_too_large" else l
-                        for l, r in zip(lines, reasons)
-                    ]
-                    n = quarantined.num_rows
-                    rejected.append(
-                        pa.Table.from_arrays(
-                            [
-                                pa.array(raw, pa.string()),
-                                quarantined.column("_file"),
-                                quarantined.column("_line"),
-                                quarantined.column("reason"),
-                                pa.array([self.loaded_at] * n, REJECTED_SCHEMA.field("_loaded_at").type),
-                            ],
-                            schema=REJECTED_SCHEMA,
-                        )
-                    )
-                    for f, cnt in zip(*_value_counts(quarantined.column("_file"))):
-                        self._count(f, 0, cnt)
+            added = self._added
+            self._files, self._lines, self._texts, self.pending, self._added = [], [], [], 0, {}
+            self._spooled += 1
+            out_dir = self.spool_dir / f"batch-{self._spooled:06d}"
+            self._in_flight = self._pool.submit(self._validate, batch, out_dir, added)
+            if wait:
+                self._collect(self._in_flight.result(), events, rejected)
+                self._in_flight = None
         py_events = self.python.take_events()
         if py_events is not None:
             events.append(py_events)
         py_rejected = self.python.take_rejected()
         if py_rejected is not None:
             rejected.append(py_rejected)
-        return _concat(events), _concat(rejected)
+        return events, _concat(rejected)
+
+    def _validate(self, batch: pa.Table, out_dir: Path, added: dict[str, int]):
+        files, bad = self.duck.run_to_parquet(batch, out_dir, self.loaded_at)
+        return files, bad, added
+
+    def _collect(self, result, events: list, rejected: list) -> None:
+        files, bad, added = result
+        if bad is not None:
+            for f, cnt in zip(*_value_counts(bad.column("_file"))):
+                added[f] -= cnt  # counted by _quarantine / the Python path instead
+            rejected.extend(self._quarantine(bad))
+        for f, cnt in added.items():
+            self._count(f, cnt, 0)
+        events.extend(SpooledEvents(path, pq.read_metadata(path).num_rows) for path in files)
+
+    def _quarantine(self, bad: pa.Table) -> list[pa.Table]:
+        """Rows the DuckDB query rejected: lines it cannot judge strictly go to the Python
+        validator; the rest become ``raw.events_rejected`` rows."""
+        import pyarrow.compute as pc
+
+        from nightjar.ingest.validate import raw_text
+
+        needs_py = pc.equal(bad.column("reason"), NEEDS_PYTHON)
+        py_rows = bad.filter(needs_py)
+        for f, ln, line in zip(*(py_rows.column(c).to_pylist() for c in ("_file", "_line", "raw_line"))):
+            self.add_byte_lines(f, [(ln, line.encode("utf-8"))])
+        quarantined = bad.filter(pc.invert(needs_py))
+        if not quarantined.num_rows:
+            return []
+        lines = quarantined.column("raw_line").to_pylist()
+        reasons = quarantined.column("reason").to_pylist()
+        raw = [raw_text(l.encode("utf-8")) if r == "line_too_large" else l for l, r in zip(lines, reasons)]
+        n = quarantined.num_rows
+        for f, cnt in zip(*_value_counts(quarantined.column("_file"))):
+            self._count(f, 0, cnt)
+        return [
+            pa.Table.from_arrays(
+                [
+                    pa.array(raw, pa.string()),
+                    quarantined.column("_file"),
+                    quarantined.column("_line"),
+                    quarantined.column("reason"),
+                    pa.array([self.loaded_at] * n, REJECTED_SCHEMA.field("_loaded_at").type),
+                ],
+                schema=REJECTED_SCHEMA,
+            )
+        ]
 
 
 def _value_counts(arr) -> tuple[list, list]:

@@ -7,6 +7,11 @@
   even when a retried delivery arrives in a later batch.
   A backfill (vars backfill_start/backfill_end, macros/backfill.sql) also re-derives every
   event_id with a raw copy whose timestamp is in the window.
+
+  The `properties`/`context` JSON documents are not copied here: every field the marts use
+  is extracted below, and the documents stay in raw.events (join on _file, _line for the
+  kept copy). Persisting ~1 KB of JSON per event was about half of this model's cost
+  (BENCHMARKS.md).
 #}
 {{
   config(
@@ -142,8 +147,6 @@ extracted as (
         {{ nightjar.json_field('_properties_fields', 'properties', properties_paths, 'query') }} as search_query,
         {{ nightjar.json_field('_properties_fields', 'properties', properties_paths, 'method') }} as signup_method,
 
-        properties,
-        context,
         copies,
         _file,
         _line,
@@ -204,8 +207,6 @@ select
     search_query,
     signup_method,
     is_bot,
-    properties,
-    context,
     copies,
     _file,
     _line,
