@@ -168,7 +168,8 @@ class DuckDBValidator:
         separate partition with their reason in ``event_name`` and the line in
         ``properties`` (columns otherwise unused for them) and are read back as a table
         (``_file``, ``_line``, ``raw_line``, ``reason``). Returns (valid-row parquet files, the
-        invalid rows or None).
+        invalid rows or None). zstd: half the size of snappy for the same CPU here, and dlt
+        keeps a run's files in its load package until the next run.
         """
         ev = ", ".join(f'"{c}"' for c in EVENT_COLS if c not in ("event_name", "properties"))
         packed = (
@@ -181,7 +182,7 @@ class DuckDBValidator:
         try:
             self.con.execute(
                 f"COPY (SELECT {cols} FROM (SELECT {packed} FROM ({SQL}))) TO {_q(str(out_dir))} "
-                "(FORMAT parquet, PARTITION_BY (_valid))",
+                "(FORMAT parquet, COMPRESSION zstd, PARTITION_BY (_valid))",
                 [loaded_at],
             )
         finally:
