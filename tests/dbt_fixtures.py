@@ -4,7 +4,8 @@
 three days of events and orders; ``append_increment(path)`` adds the next night's load
 (a new day, late events up to 3 days old, retried duplicates, an anonymous_id that gets
 identified, a refund of an old order). The expected marts are worked out by hand in
-``tests/test_dbt_project.py`` next to the assertions.
+``tests/test_dbt_project.py`` next to the assertions. ``append_night3(path)`` adds a third
+night (a device that changes hands, a late file that moves a visitor to an earlier cohort).
 
 Days: D1 = 2025-01-06 (Monday), D2 = 2025-01-07, D3 = 2025-01-08, D4 = 2025-01-09.
 
@@ -72,6 +73,7 @@ BOT = "Mozilla/5.0 (compatible; Googlebot/2.1; +http://www.google.com/bot.html)"
 
 LOAD_1 = "2025-01-09 02:00:00+00"
 LOAD_2 = "2025-01-10 02:00:00+00"
+LOAD_3 = "2025-01-11 02:00:00+00"
 
 
 def _ctx(path: str, ua: str = BROWSER, country: str = "DE", utm: str | None = None,
@@ -145,6 +147,21 @@ INCREMENT_EVENTS = [
      "dt=2025-01-09/b1.jsonl"),
     ("e404", "page_viewed", "2025-01-09T12:00:00Z", None, "a4", "c2", {}, _ctx("/", country="GB"),
      "dt=2025-01-09/b1.jsonl"),
+]
+
+# The third night (D5 = 2025-01-10): cases the second night does not have.
+NIGHT3_EVENTS = [
+    # device a1 changes hands: c4 logs in on it, so a1's *anonymous* events (e101, e102, e106
+    # on D1) move from c1 to c4; c1 keeps the events that carry its user_id.
+    ("e107", "user_identified", "2025-01-10T10:00:00Z", None, "a1", "c4", {}, _ctx("/login"),
+     "dt=2025-01-10/b1.jsonl"),
+    # a late file (2 days) for the anonymous visitor a5, first seen on D4: its first event is
+    # now on D2, so a5 leaves the D4 cohort (which disappears) for the D2 cohort.
+    ("e502", "page_viewed", "2025-01-07T09:00:00Z", None, "a5", None, {}, _ctx("/", utm="newsletter"),
+     "dt=2025-01-07/late-3.jsonl"),
+    # c3 (device a2) back on D5.
+    ("e205", "page_viewed", "2025-01-10T09:00:00Z", None, "a2", None, {}, _ctx("/", PHONE, "FR"),
+     "dt=2025-01-10/b1.jsonl"),
 ]
 
 CUSTOMERS = [
@@ -230,6 +247,18 @@ def append_increment(path: str | Path) -> Path:
         con.execute("update raw.orders set status = 'refunded', updated_at = cast('2025-01-09 15:00:00' as timestamp),"
                     " _dlt_load_id = 'load-2' where order_id = 'o1'")
         _insert_shop(con, "load-2", orders=INCREMENT_ORDERS, items=INCREMENT_ORDER_ITEMS)
+    finally:
+        con.close()
+    return path
+
+
+def append_night3(path: str | Path) -> Path:
+    """The third night's load (after append_increment): a device handover and a late file
+    that moves a visitor's first day to an earlier cohort. No shop changes."""
+    path = Path(path)
+    con = duckdb.connect(str(path))
+    try:
+        _insert_events(con, NIGHT3_EVENTS, LOAD_3)
     finally:
         con.close()
     return path

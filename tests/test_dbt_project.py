@@ -5,7 +5,10 @@
 * the dbt unit tests (``dbt test --select test_type:unit``);
 * incremental == full refresh: after the second night's load (new day, late events up to
   3 days old, retried duplicates, an anonymous_id that gets identified, a refund of an old
-  order) an incremental ``dbt build`` gives exactly the tables of a ``--full-refresh`` build.
+  order) the nightly ``dbt build`` (the arguments the Dagster nightly run passes,
+  ``nightly_dbt_args``) gives exactly the tables of a ``--full-refresh`` build; and again
+  after a third night (a device that changes hands, a late file that moves a visitor to an
+  earlier cohort) followed by a night without new events.
 
 Each module run uses its own warehouse files, target and log paths (parallel-safe).
 """
@@ -22,14 +25,16 @@ import duckdb
 import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from dbt_fixtures import append_increment, build_base  # noqa: E402
+from dbt_fixtures import append_increment, append_night3, build_base  # noqa: E402
+
+from dagster_project.transform.nightly import nightly_dbt_args  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
 PROJECT = REPO / "dbt_project"
 _VENV_DBT = REPO / ".venv" / "bin" / "dbt"
 DBT = str(_VENV_DBT) if _VENV_DBT.exists() else (shutil.which("dbt") or "dbt")
 
-D1, D2, D3, D4 = (dt.date(2025, 1, d) for d in (6, 7, 8, 9))
+D1, D2, D3, D4, D5 = (dt.date(2025, 1, d) for d in (6, 7, 8, 9, 10))
 # Seed currency_rates: 1 EUR = 1 / 0.92 USD, 1 GBP = 1 / 0.79 USD.
 EUR50 = 50 / 0.92
 GBP10 = 10 / 0.79
@@ -89,10 +94,10 @@ def run_dbt(args: list[str], work: Path, name: str = "main") -> str:
     return wait_dbt(start_dbt(args, work, name))
 
 
-def query(warehouse: Path, sql: str) -> list[tuple]:
+def query(warehouse: Path, sql: str, params: list | None = None) -> list[tuple]:
     con = duckdb.connect(str(warehouse), read_only=True)
     try:
-        return con.execute(sql).fetchall()
+        return con.execute(sql, params or []).fetchall()
     finally:
         con.close()
 
@@ -189,7 +194,12 @@ def test_staging_funnel_and_customers(base):
 def test_unit_tests(base, work):
     out = run_dbt(["test", "--select", "test_type:unit"], work, "main")
     assert "ERROR=0" in out and "FAIL" not in out.replace("FAIL=0", "")
-    assert "PASS=10" in out, out[-2000:]
+    assert "PASS=14" in out, out[-2000:]
+
+
+def run_nightly(work: Path, name: str) -> str:
+    """The nightly run (the Dagster asset's arguments, test window read from the warehouse)."""
+    return run_dbt(nightly_dbt_args(warehouse_of(work, name)), work, name)
 
 
 def _diff_count(con: duckdb.DuckDBPyConnection, table: str) -> tuple[int, int, int]:
@@ -218,7 +228,9 @@ def test_incremental_equals_full_refresh(base, work):
     # Both at once (separate warehouses and target paths): incremental, and from scratch.
     # Unit tests already ran in the first build (and test_unit_tests); data tests run on the
     # incremental result only, to keep the test quick on a shared 2-core machine.
-    incremental = start_dbt(["build", "--exclude", "test_type:unit"], work, "inc")
+    args = nightly_dbt_args(inc)
+    assert "--event-time-start" in args  # the night's data tests look at the new loads only
+    incremental = start_dbt(args, work, "inc")
     from_scratch = start_dbt(["build", "--full-refresh", "--exclude", "test_type:unit", "test_type:data"],
                              work, "full")
     wait_dbt(incremental)
@@ -255,3 +267,51 @@ def test_incremental_equals_full_refresh(base, work):
         (D4, 3, 3, 1, round(GBP10, 6), 0.0, round(GBP10, 6)),       # o5 GBP 10
     ])
     assert query(inc, "select count(*), sum(copies) from staging.stg_events") == [(18, 21)]
+
+
+def _diffs(a: Path, b: Path) -> dict[str, tuple[int, int, int]]:
+    con = duckdb.connect()
+    try:
+        con.execute(f"attach '{a}' as inc (read_only)")
+        con.execute(f"attach '{b}' as fr (read_only)")
+        return {t: _diff_count(con, t) for t in COMPARED}
+    finally:
+        con.close()
+
+
+def test_handover_late_cohort_move_and_an_empty_night(base, work):
+    wh = warehouse_of(work, "night3")
+    shutil.copy(base, wh)
+    append_increment(wh)
+    run_nightly(work, "night3")
+    append_night3(wh)
+    run_nightly(work, "night3")
+    after_night3 = shutil.copy(wh, work / "after_night3.duckdb")
+    run_nightly(work, "night3")  # a night without new events
+    # ... changes nothing
+    assert all(a == 0 and b == 0 for a, b, _ in _diffs(wh, after_night3).values())
+
+    full = warehouse_of(work, "night3_full")
+    shutil.copy(wh, full)
+    run_dbt(["build", "--full-refresh", "--exclude", "test_type:unit", "test_type:data"], work, "night3_full")
+    diffs = _diffs(wh, full)
+    assert all(a == 0 and b == 0 for a, b, _ in diffs.values()), diffs
+
+    # a1 went to c4: its anonymous D1 events left c1 (whose D1 session split at the 30 min
+    # + 1 s gap) and are c4's first session, so c4's cohort is D1.
+    rows = query(wh, "select user_key, session_start, session_end, events from marts.fct_sessions "
+                     "where user_key in ('c1', 'c4') order by 1, 2")
+    assert rows == [
+        ("c1", ts(D1, 10, 30, 5), ts(D1, 10, 30, 5), 1),
+        ("c1", ts(D1, 11, 0, 6), ts(D1, 11, 0, 20), 2),
+        ("c4", ts(D1, 10), ts(D1, 10, 0, 5), 2),
+        ("c4", ts(D1, 10, 45), ts(D1, 10, 45), 1),
+        ("c4", ts(D5, 10), ts(D5, 10), 1),
+    ]
+    # a5's late D2 event moved it from the D4 cohort (now gone) to D2; cohort D1 = c1, c3, c4.
+    assert query(wh, "select cohort_date, day_number, cohort_size, active_users from marts.fct_retention_daily "
+                     "where day_number in (0, 2, 4) order by 1, 2") == [
+        (D1, 0, 3, 3), (D1, 2, 3, 1), (D1, 4, 3, 2),
+        (D2, 0, 2, 2), (D2, 2, 2, 2),
+    ]
+    assert query(wh, "select count(*) from marts.fct_retention_daily where cohort_date > ?", [D2]) == [(0,)]

@@ -27,6 +27,7 @@ from dagster_dbt import DbtCliResource, DbtProject, dbt_assets
 
 from dagster_project.orchestration.partitions import NIGHTLY, RUN_KIND_TAG, daily_partitions, utc_window
 from dagster_project.resources import WAREHOUSE_POOL, WarehouseResource
+from dagster_project.transform.nightly import INCREMENTAL_BUILD_ARGS, nightly_dbt_args
 from dagster_project.transform.project import dbt_project
 from dagster_project.transform.translator import NightjarDbtTranslator
 
@@ -60,21 +61,23 @@ class DbtBuildConfig(dg.Config):
     full_refresh: bool = False  # `dbt build --full-refresh` (needed after changing session/bot vars)
 
 
-def dbt_build_args(context: dg.AssetExecutionContext, config: DbtBuildConfig) -> tuple[list[str], str]:
-    """The dbt arguments of this run and a short description of the mode."""
-    args = ["build"]
+def dbt_build_args(context: dg.AssetExecutionContext, config: DbtBuildConfig,
+                   warehouse: Path | None = None) -> tuple[list[str], str]:
+    """The dbt arguments of this run and a short description of the mode. Call it while
+    holding the warehouse lock: a nightly run's test window is read from the warehouse."""
     if config.full_refresh:
-        return [*args, "--full-refresh"], "full refresh"
-    # Unit tests check the SQL logic on fixed inputs, not the data: they run in CI
-    # (tests/test_dbt_project.py, `dbt build`/`dbt test --select test_type:unit`) and with
-    # every full refresh, not in each incremental night or backfill (~2.6 s of node time).
-    args = [*args, "--exclude", "test_type:unit"]
+        return ["build", "--full-refresh"], "full refresh"
     if not context.has_partition_key_range or context.run.tags.get(RUN_KIND_TAG) == NIGHTLY:
-        return args, "incremental (watermark)"
+        # the same arguments the benchmark harness measures (transform/nightly.py)
+        args = nightly_dbt_args(warehouse)
+        window = f", tests on rows loaded since {args[args.index('--event-time-start') + 1]}" \
+            if "--event-time-start" in args else ""
+        return args, f"incremental (watermark{window})"
+    # A backfill rewrites old rows (old load times): its data tests check every row.
     start, end = utc_window(context.partition_time_window)
     keys = context.partition_key_range
     mode = f"backfill {keys.start}..{keys.end} (events in [{start}, {end}) UTC, plus new rows)"
-    return [*args, "--vars", json.dumps({"backfill_start": start, "backfill_end": end})], mode
+    return [*INCREMENTAL_BUILD_ARGS, "--vars", json.dumps({"backfill_start": start, "backfill_end": end})], mode
 
 
 @dbt_assets(
@@ -87,9 +90,9 @@ def dbt_build_args(context: dg.AssetExecutionContext, config: DbtBuildConfig) ->
 )
 def nightjar_dbt_models(context: dg.AssetExecutionContext, dbt: DbtCliResource, warehouse: WarehouseResource,
                         config: DbtBuildConfig):
-    args, mode = dbt_build_args(context, config)
-    context.log.info(f"dbt {' '.join(args)}  [{mode}]")
     with warehouse.lock(purpose="dbt build"):
+        args, mode = dbt_build_args(context, config, warehouse.path)
+        context.log.info(f"dbt {' '.join(args)}  [{mode}]")
         invocation = dbt.cli(args, context=context, raise_on_error=False)
         # Buffer the events: the warehouse can be read only once dbt has released it.
         events = list(invocation.stream())

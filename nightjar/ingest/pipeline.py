@@ -69,6 +69,10 @@ def load_events(settings: Settings | None = None, *, batch_rows: int = BATCH_ROW
 
 def _load_events(settings: Settings, batch_rows: int) -> dict:
     started = time.perf_counter()
+    # One load job at a time: each job is one INSERT of a 500k-row parquet file that DuckDB
+    # already runs on all threads, and dlt's default 20 parallel jobs multiply the memory
+    # (they ran out of a 400MB memory_limit at scale M, where one job at a time fits).
+    os.environ.setdefault(f"{EVENTS_PIPELINE.upper()}__LOAD__WORKERS", "1")
     stats = EventsRunStats()
     pipeline = make_pipeline(EVENTS_PIPELINE, settings)
     resuming = pipeline.has_pending_data

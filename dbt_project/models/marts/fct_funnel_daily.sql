@@ -5,45 +5,29 @@
   (purchase_completed). A user_key "reaches" step k on D when it has an event of step k
   or of any later step that day (a purchase implies the earlier steps), so the counts
   never increase along the funnel and every step conversion lies in 0..1.
+  The furthest step per user and day is int_user_activity_daily.funnel_step, so this
+  re-aggregates one row per active user-day instead of every event of the history.
 #}
 
-with events as (
+with user_days as (
 
-    select user_key, event_date, event_name
-    from {{ ref('int_events_stitched') }}
-    where not is_bot
-
-),
-
-user_steps as (
-
-    select
-        user_key,
-        event_date,
-        max(case event_name
-                when 'page_viewed' then 1
-                when 'product_viewed' then 2
-                when 'product_added_to_cart' then 3
-                when 'checkout_started' then 4
-                when 'purchase_completed' then 5
-                else 0
-            end) as max_step
-    from events
-    group by user_key, event_date
+    -- one row per (user_key, date) with non-bot events and the furthest step reached
+    select activity_date, funnel_step
+    from {{ ref('int_user_activity_daily') }}
 
 ),
 
 daily as (
 
     select
-        event_date as metric_date,
-        sum(case when max_step >= 1 then 1 else 0 end) as viewers,
-        sum(case when max_step >= 2 then 1 else 0 end) as product_viewers,
-        sum(case when max_step >= 3 then 1 else 0 end) as cart_adders,
-        sum(case when max_step >= 4 then 1 else 0 end) as checkout_starters,
-        sum(case when max_step >= 5 then 1 else 0 end) as purchasers
-    from user_steps
-    group by event_date
+        activity_date as metric_date,
+        sum(case when funnel_step >= 1 then 1 else 0 end) as viewers,
+        sum(case when funnel_step >= 2 then 1 else 0 end) as product_viewers,
+        sum(case when funnel_step >= 3 then 1 else 0 end) as cart_adders,
+        sum(case when funnel_step >= 4 then 1 else 0 end) as checkout_starters,
+        sum(case when funnel_step >= 5 then 1 else 0 end) as purchasers
+    from user_days
+    group by activity_date
 
 )
 

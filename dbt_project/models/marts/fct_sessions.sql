@@ -4,20 +4,19 @@
   is greater than `session_timeout_minutes` (30). Not split at midnight; belongs to the
   UTC date it starts.
 
-  Incremental (delete+insert on user_key): a nightly run re-sessionises, over their whole
-  history, only the user_keys touched since the last run:
-    * every anonymous_id with a stg_events row newer than the watermark
-      (`_max_loaded_at` = newest `_last_loaded_at` of the events already sessionised),
-      which covers new days, late events and retried duplicates;
-    * the user_key those anonymous_ids map to now, every user_id ever seen on them, and
-      the anonymous_ids themselves (their possible previous user_keys), which covers
-      re-stitching when an anonymous_id is identified or changes hands.
-  A backfill (vars backfill_start/backfill_end, macros/backfill.sql) also treats every
-  stg_events row whose event_timestamp is in the window as new, so the users with events
-  in the window are re-sessionised over their whole history (= a full refresh for them).
+  Incremental (delete+insert on user_key): a nightly run rewrites only the user_keys whose
+  events or stitching changed since the watermark (`_max_loaded_at` = newest
+  `_last_loaded_at` of the events already sessionised), each from its first change on
+  (`changed_from`, macros/touched_keys.sql): new days, late events (any lateness) and
+  retried duplicates at their timestamps; a device that changes hands (is identified, or
+  by someone else) for its new owner, its previous owner and itself, from its first
+  anonymous event. A user's sessions that end more than the timeout before its first
+  change cannot be affected: they are copied from this table (numbering continues after
+  them) and its later events are re-sessionised. A backfill (vars backfill_start /
+  backfill_end, macros/backfill.sql) re-sessionises the users with events in the window
+  over their whole history (= a full refresh for them).
   A user_key that disappears (an anonymous_id that got identified) has no rows in the new
-  batch, so the post-hook deletes its stale sessions. Re-sessionising a user over the
-  whole history makes the result identical to a full refresh.
+  batch, so the post-hook deletes its stale sessions. The result equals a full refresh.
 #}
 -- depends_on: {{ ref('stg_events') }}
 -- depends_on: {{ ref('int_identity_map') }}
@@ -27,57 +26,64 @@
     unique_key='user_key',
     incremental_strategy='delete+insert',
     on_schema_change='append_new_columns',
-    post_hook=[
-      "delete from {{ this }} where user_key in (select anonymous_id from {{ ref('int_identity_map') }} where is_identified)"
-    ]
+    post_hook=["{{ nightjar.delete_identified_anonymous_keys() }}"]
   )
 }}
 
-with stitched as (
-
-    select * from {{ ref('int_events_stitched') }}
-
-),
+with
 
 {% if is_incremental() %}
-new_events as (
+change_points as (
 
-    select anonymous_id, user_id
-    from {{ ref('stg_events') }}
-    where _last_loaded_at > (
-        select coalesce(max(_max_loaded_at), cast('1900-01-01 00:00:00' as {{ dbt.type_timestamp() }}))
-        from {{ this }}
-    )
-    {% if nightjar.is_backfill() %}
-       -- backfill: also the users with events in the window (macros/backfill.sql)
-       or {{ nightjar.in_backfill_window('event_timestamp') }}
-    {% endif %}
+    {{ nightjar.user_change_points('_max_loaded_at') }}
 
 ),
 
-touched_anonymous_ids as (
+stored_sessions as (
 
-    select distinct anonymous_id from new_events
+    -- the changed users' sessions in this table; those that end more than the timeout
+    -- before the user's first change are not affected by it and are kept
+    select
+        sessions.*,
+        {{ dbt.dateadd('minute', var('session_timeout_minutes'), 'sessions.session_end') }} < change_points.changed_from as is_kept
+    from {{ this }} as sessions
+    inner join change_points
+        on sessions.user_key = change_points.user_key
 
 ),
 
-touched_user_keys as (
+resume_points as (
 
-    select user_key
-    from stitched
-    where anonymous_id in (select anonymous_id from touched_anonymous_ids)
+    -- re-sessionise each changed user from its first session that is not kept (or its
+    -- first change, if earlier), numbering on after the kept sessions
+    select
+        change_points.user_key,
+        case
+            when min(case when not stored_sessions.is_kept then stored_sessions.session_start end) < change_points.changed_from
+                then min(case when not stored_sessions.is_kept then stored_sessions.session_start end)
+            else change_points.changed_from
+        end as resume_from,
+        sum(case when stored_sessions.is_kept then 1 else 0 end) as kept_sessions
+    from change_points
+    left join stored_sessions
+        on change_points.user_key = stored_sessions.user_key
+    group by change_points.user_key, change_points.changed_from
 
-    union
+),
 
-    select user_id as user_key
-    from {{ ref('stg_events') }}
-    where user_id is not null
-      and anonymous_id in (select anonymous_id from touched_anonymous_ids)
+stitched as (
 
-    union
+    select user_events.*, resume_points.kept_sessions as session_number_offset
+    from ({{ nightjar.events_of_user_keys('resume_points', from_column='resume_from') }}) as user_events
+    inner join resume_points
+        on user_events.user_key = resume_points.user_key
 
-    select anonymous_id as user_key
-    from touched_anonymous_ids
+),
+{% else %}
+stitched as (
+
+    select all_events.*, 0 as session_number_offset
+    from {{ ref('int_events_stitched') }} as all_events
 
 ),
 {% endif %}
@@ -87,9 +93,6 @@ events as (
     select *
     from stitched
     where not is_bot
-    {% if is_incremental() %}
-      and user_key in (select user_key from touched_user_keys)
-    {% endif %}
 
 ),
 
@@ -122,7 +125,7 @@ numbered as (
 
     select
         flagged.*,
-        sum(is_session_start) over (
+        session_number_offset + sum(is_session_start) over (
             partition by user_key
             order by event_timestamp, event_id
             rows between unbounded preceding and current row
@@ -204,32 +207,48 @@ final as (
         on aggregated.user_key = first_events.user_key
         and aggregated.session_number = first_events.session_number
 
+),
+
+new_sessions as (
+
+    select
+        cast(session_id as {{ dbt.type_string() }}) as session_id,
+        cast(user_key as {{ dbt.type_string() }}) as user_key,
+        cast(customer_id as {{ dbt.type_string() }}) as customer_id,
+        cast(session_date as date) as session_date,
+        cast(session_start as {{ dbt.type_timestamp() }}) as session_start,
+        cast(session_end as {{ dbt.type_timestamp() }}) as session_end,
+        cast(duration_seconds as {{ dbt.type_bigint() }}) as duration_seconds,
+        cast(events as {{ dbt.type_bigint() }}) as events,
+        cast(page_views as {{ dbt.type_bigint() }}) as page_views,
+        cast(product_views as {{ dbt.type_bigint() }}) as product_views,
+        cast(cart_adds as {{ dbt.type_bigint() }}) as cart_adds,
+        cast(checkouts as {{ dbt.type_bigint() }}) as checkouts,
+        cast(purchases as {{ dbt.type_bigint() }}) as purchases,
+        is_engaged,
+        not is_engaged as is_bounce,
+        converted,
+        cast(landing_page as {{ dbt.type_string() }}) as landing_page,
+        cast(referrer as {{ dbt.type_string() }}) as referrer,
+        cast(utm_source as {{ dbt.type_string() }}) as utm_source,
+        cast(utm_medium as {{ dbt.type_string() }}) as utm_medium,
+        cast(utm_campaign as {{ dbt.type_string() }}) as utm_campaign,
+        cast(device_type as {{ dbt.type_string() }}) as device_type,
+        cast(country as {{ dbt.type_string() }}) as country,
+        cast(session_number as {{ dbt.type_bigint() }}) as session_number,
+        cast(_max_loaded_at as {{ dbt.type_timestamp() }}) as _max_loaded_at
+    from final
+
 )
 
+select * from new_sessions
+{% if is_incremental() %}
+union all
 select
-    cast(session_id as {{ dbt.type_string() }}) as session_id,
-    cast(user_key as {{ dbt.type_string() }}) as user_key,
-    cast(customer_id as {{ dbt.type_string() }}) as customer_id,
-    cast(session_date as date) as session_date,
-    cast(session_start as {{ dbt.type_timestamp() }}) as session_start,
-    cast(session_end as {{ dbt.type_timestamp() }}) as session_end,
-    cast(duration_seconds as {{ dbt.type_bigint() }}) as duration_seconds,
-    cast(events as {{ dbt.type_bigint() }}) as events,
-    cast(page_views as {{ dbt.type_bigint() }}) as page_views,
-    cast(product_views as {{ dbt.type_bigint() }}) as product_views,
-    cast(cart_adds as {{ dbt.type_bigint() }}) as cart_adds,
-    cast(checkouts as {{ dbt.type_bigint() }}) as checkouts,
-    cast(purchases as {{ dbt.type_bigint() }}) as purchases,
-    is_engaged,
-    not is_engaged as is_bounce,
-    converted,
-    cast(landing_page as {{ dbt.type_string() }}) as landing_page,
-    cast(referrer as {{ dbt.type_string() }}) as referrer,
-    cast(utm_source as {{ dbt.type_string() }}) as utm_source,
-    cast(utm_medium as {{ dbt.type_string() }}) as utm_medium,
-    cast(utm_campaign as {{ dbt.type_string() }}) as utm_campaign,
-    cast(device_type as {{ dbt.type_string() }}) as device_type,
-    cast(country as {{ dbt.type_string() }}) as country,
-    cast(session_number as {{ dbt.type_bigint() }}) as session_number,
-    cast(_max_loaded_at as {{ dbt.type_timestamp() }}) as _max_loaded_at
-from final
+    session_id, user_key, customer_id, session_date, session_start, session_end, duration_seconds,
+    events, page_views, product_views, cart_adds, checkouts, purchases, is_engaged, is_bounce,
+    converted, landing_page, referrer, utm_source, utm_medium, utm_campaign, device_type,
+    country, session_number, _max_loaded_at
+from stored_sessions
+where is_kept
+{% endif %}
