@@ -34,9 +34,11 @@ SCHEMAS = ("raw", "staging", "intermediate", "marts")
 # Columns that record *when* or *in which load* a row was written. Two correct runs over the
 # same input legitimately differ in them (the wall clock and dlt's load id move; a crashed
 # run that is resumed loads in a different package), so content comparisons leave them out.
-# `_last_loaded_at` / `_max_loaded_at` are dbt watermarks derived from `_loaded_at`.
+# `_last_loaded_at` / `_max_loaded_at` are dbt watermarks derived from `_loaded_at`, and so is
+# int_identity_map's `_mapped_loaded_at` (the load time of the current owner's identification).
 LOAD_TIME_COLUMNS = frozenset(
-    {"_loaded_at", "_last_loaded_at", "_max_loaded_at", "_dlt_load_id", "_dlt_id", "load_id"}
+    {"_loaded_at", "_last_loaded_at", "_max_loaded_at", "_mapped_loaded_at", "_dlt_load_id", "_dlt_id",
+     "load_id"}
 )
 
 INGEST_CODE = (
