@@ -403,7 +403,7 @@ def run_pipeline_only(
 ) -> dict:
     """The scale's pipeline once (events ingest, shop ingest, full ``dbt build``) on one
     warehouse: no baselines and no warehouse copies. For L, where the comparisons'
-    copies (~25 GB of raw layer each) do not fit on the disk; what it shows is that every
+    copies (~20 GB of raw layer each at L) do not fit on the disk; what it shows is that every
     step completes within DuckDB's memory_limit (spilling to the run's spill/ dir), and at
     what time, CPU, peak RSS and disk."""
     scale = SCALES[scale_name]
