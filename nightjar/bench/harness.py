@@ -213,6 +213,32 @@ def machine() -> dict[str, Any]:
             "platform": platform.platform()}
 
 
+def _start_run(scale: Scale, name: str, work: Path, memory_limit: str | None,
+               threads: int | None) -> tuple[Path, Runner, dict[str, Any]]:
+    """A fresh ``work/run-<name>`` dir, its Runner, and the result header every run records
+    (scale, machine, versions, DuckDB settings, command, load average)."""
+    run_dir = work / f"run-{name}"
+    shutil.rmtree(run_dir, ignore_errors=True)
+    run_dir.mkdir(parents=True)
+    runner = Runner(run_dir, memory_limit, threads)
+    header: dict[str, Any] = {
+        "scale": name,
+        "scale_spec": {"days": scale.days, "customers": scale.customers, "traffic_scale": scale.traffic_scale,
+                       "start": scale.start.isoformat(), "seed": scale.seed, "approx_events": scale.approx_events},
+        "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "machine": machine(),
+        "versions": versions(),
+        "duckdb_settings": runner.duck_config(),
+        "command": " ".join(["nightjar", "bench", *sys.argv[2:]]) if sys.argv[1:2] == ["bench"] else None,
+        "load_avg_start": [round(x, 2) for x in os.getloadavg()],
+    }
+    return run_dir, runner, header
+
+
+def _landing_mb(base: Path) -> float:
+    return round(sum(f.stat().st_size for f in (base / "landing").rglob("*") if f.is_file()) / 1e6, 1)
+
+
 def run_bench(
     scale_name: str = "S",
     reps: int = 3,
@@ -224,26 +250,11 @@ def run_bench(
     skip = skip or set()
     scale = SCALES[scale_name]
     work = (work or REPO_ROOT / "benchmarks" / "out").resolve()
-    run_dir = work / f"run-{scale.name}"
-    shutil.rmtree(run_dir, ignore_errors=True)
-    run_dir.mkdir(parents=True)
-    runner = Runner(run_dir, memory_limit, threads)
     started = time.perf_counter()
-    result: dict[str, Any] = {
-        "scale": scale.name,
-        "scale_spec": {"days": scale.days, "customers": scale.customers, "traffic_scale": scale.traffic_scale,
-                       "start": scale.start.isoformat(), "seed": scale.seed, "approx_events": scale.approx_events},
-        "reps": reps,
-        "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-        "machine": machine(),
-        "versions": versions(),
-        "duckdb_settings": runner.duck_config(),
-        "command": " ".join(["nightjar", "bench", *sys.argv[2:]]) if sys.argv[1:2] == ["bench"] else None,
-        "load_avg_start": [round(x, 2) for x in os.getloadavg()],
-    }
+    run_dir, runner, result = _start_run(scale, scale.name, work, memory_limit, threads)
+    result["reps"] = reps
     base, plus1, meta = ensure_shop(runner, scale, work)
-    result["data"] = {"simulate": meta["simulate"], "append": meta["append"],
-                      "landing_mb": round(sum(f.stat().st_size for f in (base / "landing").rglob("*") if f.is_file()) / 1e6, 1),
+    result["data"] = {"simulate": meta["simulate"], "append": meta["append"], "landing_mb": _landing_mb(base),
                       "shop_sqlite_mb": round((base / "shop.sqlite").stat().st_size / 1e6, 1)}
     # dbt: parse once into the bench target dir (not timed), so builds use partial parsing
     runner.dbt("dbt-parse", ["parse", "--quiet"], base, run_dir / "parse.duckdb")
@@ -408,25 +419,10 @@ def run_pipeline_only(
     what time, CPU, peak RSS and disk."""
     scale = SCALES[scale_name]
     work = (work or REPO_ROOT / "benchmarks" / "out").resolve()
-    run_dir = work / f"run-{scale.name}-pipeline"
-    shutil.rmtree(run_dir, ignore_errors=True)
-    run_dir.mkdir(parents=True)
-    runner = Runner(run_dir, memory_limit, threads)
     started = time.perf_counter()
-    result: dict[str, Any] = {
-        "scale": f"{scale.name}-pipeline",
-        "scale_spec": {"days": scale.days, "customers": scale.customers, "traffic_scale": scale.traffic_scale,
-                       "start": scale.start.isoformat(), "seed": scale.seed, "approx_events": scale.approx_events},
-        "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-        "machine": machine(),
-        "versions": versions(),
-        "duckdb_settings": runner.duck_config(),
-        "command": " ".join(["nightjar", "bench", *sys.argv[2:]]) if sys.argv[1:2] == ["bench"] else None,
-        "load_avg_start": [round(x, 2) for x in os.getloadavg()],
-    }
+    run_dir, runner, result = _start_run(scale, f"{scale.name}-pipeline", work, memory_limit, threads)
     base, _plus1, meta = ensure_shop(runner, scale, work, with_plus1=False)
-    result["data"] = {"simulate": meta["simulate"],
-                      "landing_mb": round(sum(f.stat().st_size for f in (base / "landing").rglob("*") if f.is_file()) / 1e6, 1)}
+    result["data"] = {"simulate": meta["simulate"], "landing_mb": _landing_mb(base)}
     runner.dbt("dbt-parse", ["parse", "--quiet"], base, run_dir / "parse.duckdb")
     wh = fresh_db(run_dir / "wh.duckdb")
     shutil.rmtree(base / "artifacts", ignore_errors=True)

@@ -10,6 +10,7 @@ agree on the whole malformed-line corpus.
 """
 from __future__ import annotations
 
+import os
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -223,8 +224,6 @@ class LineValidator:
     """
 
     def __init__(self, loaded_at, spool_dir: Path, threads: int | None = None):
-        import os
-
         from nightjar.ingest.validate import BatchBuilder
 
         self.loaded_at = loaded_at
