@@ -25,9 +25,10 @@
 {%- set context_paths = ['page.url', 'page.path', 'page.referrer', 'page.title', 'campaign.source', 'campaign.medium', 'campaign.name', 'user_agent', 'locale', 'timezone', 'geo.country', 'geo.city'] -%}
 {%- set properties_paths = ['product_id', 'category', 'price', 'quantity', 'cart_value', 'revenue', 'currency', 'order_id', 'query', 'method'] -%}
 
-{#- The raw table is referenced directly, not through a shared CTE: a CTE with two
-    consumers is materialised by DuckDB, i.e. a full copy of raw.events (JSON included)
-    every night, which cost more than the rest of the incremental run of this model. #}
+{#- Copies are ranked on their narrow columns, and only the kept copy of each event is read
+    in full: carrying the ~1 KB JSON documents of every raw row through the window cost
+    more than the rest of the model. The raw table is referenced directly, not through a
+    shared CTE (DuckDB materialises a CTE with two consumers: a copy of raw.events). #}
 with
 
 {% if is_incremental() %}
@@ -35,8 +36,10 @@ new_event_ids as (
 
     select distinct event_id
     from {{ source('raw', 'events') }}
-    where {{ nightjar.to_utc_timestamp('_loaded_at') }} > (
-        select coalesce(max(_last_loaded_at), cast('1900-01-01 00:00:00' as {{ dbt.type_timestamp() }}))
+    -- _loaded_at compared as stored (no function on the column), so the database can skip
+    -- the older loads by their min/max statistics instead of reading the whole column
+    where _loaded_at > (
+        select {{ nightjar.utc_to_timestamptz("coalesce(max(_last_loaded_at), cast('1900-01-01 00:00:00' as " ~ dbt.type_timestamp() ~ "))") }}
         from {{ this }}
     )
     {% if nightjar.is_backfill() %}
@@ -46,20 +49,68 @@ new_event_ids as (
 
 ),
 
-candidates as (
+copies as (
 
-    select raw_events.*
-    from {{ source('raw', 'events') }} as raw_events
-    where raw_events.event_id in (select event_id from new_event_ids)
+    -- every raw copy of those events, earlier nights' included
+    select event_id, {{ adapter.quote('timestamp') }}, received_at, _file, _line, _loaded_at
+    from {{ source('raw', 'events') }}
+    where event_id in (select event_id from new_event_ids)
 
 ),
 {% else %}
-candidates as (
+copies as (
 
-    select * from {{ source('raw', 'events') }}
+    select event_id, {{ adapter.quote('timestamp') }}, received_at, _file, _line, _loaded_at
+    from {{ source('raw', 'events') }}
 
 ),
 {% endif %}
+
+ranked_copies as (
+
+    select
+        event_id,
+        _file,
+        _line,
+        _loaded_at,
+        row_number() over (
+            partition by event_id
+            order by
+                coalesce(
+                    {{ nightjar.to_utc_timestamp('received_at') }},
+                    {{ nightjar.to_utc_timestamp(adapter.quote('timestamp')) }}
+                ),
+                {{ nightjar.to_utc_timestamp('_loaded_at') }},
+                _file,
+                _line
+        ) as copy_rank,
+        count(*) over (partition by event_id) as copies,
+        max({{ nightjar.to_utc_timestamp('_loaded_at') }}) over (partition by event_id) as _last_loaded_at
+    from copies
+
+),
+
+kept_copies as (
+
+    select event_id, _file, _line, _loaded_at, copies, _last_loaded_at
+    from ranked_copies
+    where copy_rank = 1
+
+),
+
+kept_rows as (
+
+    -- a raw row is identified by (_file, _line); matching on _loaded_at as well lets the
+    -- database read only the loads that hold kept copies (usually tonight's)
+    select raw_events.*, kept_copies.copies, kept_copies._last_loaded_at
+    from {{ source('raw', 'events') }} as raw_events
+    inner join kept_copies
+        on raw_events._loaded_at = kept_copies._loaded_at
+        and raw_events._file = kept_copies._file
+        and raw_events._line = kept_copies._line
+        and raw_events.event_id = kept_copies.event_id
+
+),
 
 renamed as (
 
@@ -78,34 +129,21 @@ renamed as (
         cast(context as {{ dbt.type_string() }}) as context,
         _file,
         _line,
-        {{ nightjar.to_utc_timestamp('_loaded_at') }} as _loaded_at
-    from candidates
-
-),
-
-ranked as (
-
-    select
-        renamed.*,
-        row_number() over (
-            partition by event_id
-            order by received_at, _loaded_at, _file, _line
-        ) as copy_rank,
-        count(*) over (partition by event_id) as copies,
-        max(_loaded_at) over (partition by event_id) as _last_loaded_at
-    from renamed
+        {{ nightjar.to_utc_timestamp('_loaded_at') }} as _loaded_at,
+        copies,
+        _last_loaded_at
+    from kept_rows
 
 ),
 
 deduplicated as (
 
     select
-        ranked.*,
+        renamed.*,
         -- each JSON document parsed once for all its fields (macros/json_extract_many.sql)
         {{ nightjar.json_extract_many('context', context_paths) }} as _context_fields,
         {{ nightjar.json_extract_many('properties', properties_paths) }} as _properties_fields
-    from ranked
-    where copy_rank = 1
+    from renamed
 
 ),
 
