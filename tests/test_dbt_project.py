@@ -42,7 +42,8 @@ MARTS = ["fct_sessions", "fct_daily_metrics", "fct_retention_daily", "fct_retent
          "dim_customers", "fct_funnel_daily"]
 COMPARED = ["staging.stg_events", "staging.stg_orders", "staging.stg_order_items",
             "staging.stg_customers", "staging.stg_products", "intermediate.int_identity_map",
-            "intermediate.int_events_stitched", "intermediate.int_user_activity_daily"] + \
+            "intermediate.int_events_stitched", "intermediate.int_user_activity_daily",
+            "intermediate.int_device_users"] + \
            [f"marts.{m}" for m in MARTS]
 
 

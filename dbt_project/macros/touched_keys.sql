@@ -18,8 +18,8 @@
                                              the whole history
     delete_identified_anonymous_keys()       post-hook: drop the keys of identified devices
 
-  A model that uses these must declare `-- depends_on:` for stg_events and int_identity_map:
-  refs inside the incremental branch are not seen when dbt parses.
+  A model that uses these must declare `-- depends_on:` for stg_events, int_identity_map and
+  int_device_users: refs inside the incremental branch are not seen when dbt parses.
   Known limit (as for any watermark): a retried delivery whose *content* differs from the
   copy it replaces can leave stale rows for its old anonymous_id until a full refresh.
 #}
@@ -81,12 +81,12 @@
 
         select owners.user_key, moved.first_event_at as changed_from
         from (
-            select anonymous_id, min(event_timestamp) as first_event_at
-            from {{ ref('stg_events') }}
-            where user_id is null
-              and not is_bot
+            -- the device's first non-bot anonymous event (kept in the identity map, so
+            -- that this needs no scan of every event)
+            select anonymous_id, first_anonymous_at as first_event_at
+            from {{ ref('int_identity_map') }}
+            where first_anonymous_at is not null
               and anonymous_id in ({{ remapped_anonymous_ids }})
-            group by anonymous_id
         ) as moved
         inner join (
             -- the new owner, every user_id seen on the device, the device itself
@@ -97,9 +97,8 @@
             union
 
             select anonymous_id, user_id as user_key
-            from {{ ref('stg_events') }}
-            where user_id is not null
-              and anonymous_id in ({{ remapped_anonymous_ids }})
+            from {{ ref('int_device_users') }}
+            where anonymous_id in ({{ remapped_anonymous_ids }})
 
             union
 

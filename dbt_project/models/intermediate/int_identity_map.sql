@@ -22,6 +22,10 @@
   changed after W, every identification of that run is newer than the old owner's last
   one, hence was loaded after W: `_mapped_loaded_at > W`. A returning customer who logs in
   again extends the run without moving its start, so it does not look like a new mapping.
+
+  `first_anonymous_at` (the device's first non-bot anonymous event, min-maintained like
+  first_seen_at) is where a device that changes hands moves its events from, so that
+  user_change_points need not scan the events of the whole history for it.
 #}
 {{
   config(
@@ -37,7 +41,7 @@ with
 {% if is_incremental() %}
 new_events as (
 
-    select anonymous_id, user_id, event_timestamp, _last_loaded_at
+    select anonymous_id, user_id, event_timestamp, is_bot, _last_loaded_at
     from {{ ref('stg_events') }}
     where {{ nightjar.new_events_condition('_max_loaded_at') }}
 
@@ -92,7 +96,14 @@ updated as (
             then max(new_events.event_timestamp) else stored.last_seen_at end as last_seen_at,
         case when max(new_events._last_loaded_at) > stored._max_loaded_at
             then max(new_events._last_loaded_at) else stored._max_loaded_at end as _max_loaded_at,
-        stored._mapped_loaded_at
+        stored._mapped_loaded_at,
+        case
+            when stored.first_anonymous_at is null
+                then min(case when new_events.user_id is null and not new_events.is_bot then new_events.event_timestamp end)
+            when min(case when new_events.user_id is null and not new_events.is_bot then new_events.event_timestamp end) < stored.first_anonymous_at
+                then min(case when new_events.user_id is null and not new_events.is_bot then new_events.event_timestamp end)
+            else stored.first_anonymous_at
+        end as first_anonymous_at
     from stored
     inner join new_events
         on stored.anonymous_id = new_events.anonymous_id
@@ -100,14 +111,14 @@ updated as (
     group by
         stored.anonymous_id, stored.user_key, stored.identified_user_id, stored.is_identified,
         stored.last_identified_at, stored.first_seen_at, stored.last_seen_at,
-        stored._max_loaded_at, stored._mapped_loaded_at
+        stored._max_loaded_at, stored._mapped_loaded_at, stored.first_anonymous_at
 
 ),
 {% endif %}
 
 events as (
 
-    select anonymous_id, user_id, event_timestamp, received_at, event_id, _last_loaded_at
+    select anonymous_id, user_id, event_timestamp, received_at, event_id, is_bot, _last_loaded_at
     from {{ ref('stg_events') }}
     {% if is_incremental() %}
     where anonymous_id in (select anonymous_id from needs_history)
@@ -121,7 +132,8 @@ anonymous_ids as (
         anonymous_id,
         min(event_timestamp) as first_seen_at,
         max(event_timestamp) as last_seen_at,
-        max(_last_loaded_at) as _max_loaded_at
+        max(_last_loaded_at) as _max_loaded_at,
+        min(case when user_id is null and not is_bot then event_timestamp end) as first_anonymous_at
     from events
     group by anonymous_id
 
@@ -187,7 +199,8 @@ recomputed as (
         anonymous_ids.first_seen_at,
         anonymous_ids.last_seen_at,
         anonymous_ids._max_loaded_at,
-        run_starts._mapped_loaded_at
+        run_starts._mapped_loaded_at,
+        anonymous_ids.first_anonymous_at
     from anonymous_ids
     left join identified
         on anonymous_ids.anonymous_id = identified.anonymous_id
@@ -201,6 +214,6 @@ select * from recomputed
 union all
 select
     anonymous_id, user_key, identified_user_id, is_identified, last_identified_at,
-    first_seen_at, last_seen_at, _max_loaded_at, _mapped_loaded_at
+    first_seen_at, last_seen_at, _max_loaded_at, _mapped_loaded_at, first_anonymous_at
 from updated
 {% endif %}

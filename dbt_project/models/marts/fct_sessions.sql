@@ -20,6 +20,7 @@
 #}
 -- depends_on: {{ ref('stg_events') }}
 -- depends_on: {{ ref('int_identity_map') }}
+-- depends_on: {{ ref('int_device_users') }}
 {{
   config(
     materialized='incremental',
