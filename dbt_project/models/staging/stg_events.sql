@@ -25,9 +25,23 @@
 {%- set context_paths = ['page.url', 'page.path', 'page.referrer', 'page.title', 'campaign.source', 'campaign.medium', 'campaign.name', 'user_agent', 'locale', 'timezone', 'geo.country', 'geo.city'] -%}
 {%- set properties_paths = ['product_id', 'category', 'price', 'quantity', 'cart_value', 'revenue', 'currency', 'order_id', 'query', 'method'] -%}
 
-{#- Copies are ranked on their narrow columns, and only the kept copy of each event is read
-    in full: carrying the ~1 KB JSON documents of every raw row through the window cost
-    more than the rest of the model. The raw table is referenced directly, not through a
+{#- The copies of one event_id in the order that keeps the first. -#}
+{%- set copy_order -%}
+    coalesce(
+        {{ nightjar.to_utc_timestamp('received_at') }},
+        {{ nightjar.to_utc_timestamp(adapter.quote('timestamp')) }}
+    ),
+    {{ nightjar.to_utc_timestamp('_loaded_at') }},
+    _file,
+    _line
+{%- endset -%}
+{%- set raw_columns = ['event_id', 'event_name', adapter.quote('timestamp'), 'received_at', 'anonymous_id', 'user_id', 'session_id', 'properties', 'context', '_file', '_line', '_loaded_at'] -%}
+
+{#- The ~1 KB JSON documents of a raw row are never carried through a window or spilled by
+    a large join: the night ranks its copies on their narrow columns and reads only the
+    kept ones in full; a full refresh ranks only the event_ids that have several copies
+    (about 1 %) and streams the others (at 10^8 events and a 4GB memory_limit, ranking
+    every row spilled more than 40 GB). The raw table is referenced directly, not through a
     shared CTE (DuckDB materialises a CTE with two consumers: a copy of raw.events). #}
 with
 
@@ -57,14 +71,6 @@ copies as (
     where event_id in (select event_id from new_event_ids)
 
 ),
-{% else %}
-copies as (
-
-    select event_id, {{ adapter.quote('timestamp') }}, received_at, _file, _line, _loaded_at
-    from {{ source('raw', 'events') }}
-
-),
-{% endif %}
 
 ranked_copies as (
 
@@ -73,17 +79,7 @@ ranked_copies as (
         _file,
         _line,
         _loaded_at,
-        row_number() over (
-            partition by event_id
-            order by
-                coalesce(
-                    {{ nightjar.to_utc_timestamp('received_at') }},
-                    {{ nightjar.to_utc_timestamp(adapter.quote('timestamp')) }}
-                ),
-                {{ nightjar.to_utc_timestamp('_loaded_at') }},
-                _file,
-                _line
-        ) as copy_rank,
+        row_number() over (partition by event_id order by {{ copy_order }}) as copy_rank,
         count(*) over (partition by event_id) as copies,
         max({{ nightjar.to_utc_timestamp('_loaded_at') }}) over (partition by event_id) as _last_loaded_at
     from copies
@@ -111,6 +107,52 @@ kept_rows as (
         and raw_events.event_id = kept_copies.event_id
 
 ),
+{% else %}
+duplicated_event_ids as (
+
+    select event_id
+    from {{ source('raw', 'events') }}
+    group by event_id
+    having count(*) > 1
+
+),
+
+single_copies as (
+
+    select
+        {% for c in raw_columns %}raw_events.{{ c }}, {% endfor %}
+        cast(1 as {{ dbt.type_bigint() }}) as copies,
+        {{ nightjar.to_utc_timestamp('raw_events._loaded_at') }} as _last_loaded_at
+    from {{ source('raw', 'events') }} as raw_events
+    where not exists (
+        select 1 from duplicated_event_ids
+        where duplicated_event_ids.event_id = raw_events.event_id
+    )
+
+),
+
+ranked_duplicates as (
+
+    select
+        {% for c in raw_columns %}{{ c }}, {% endfor %}
+        row_number() over (partition by event_id order by {{ copy_order }}) as copy_rank,
+        count(*) over (partition by event_id) as copies,
+        max({{ nightjar.to_utc_timestamp('_loaded_at') }}) over (partition by event_id) as _last_loaded_at
+    from {{ source('raw', 'events') }}
+    where event_id in (select event_id from duplicated_event_ids)
+
+),
+
+kept_rows as (
+
+    select * from single_copies
+    union all
+    select {% for c in raw_columns %}{{ c }}, {% endfor %}copies, _last_loaded_at
+    from ranked_duplicates
+    where copy_rank = 1
+
+),
+{% endif %}
 
 renamed as (
 
