@@ -27,6 +27,10 @@
   first_seen_at) is where a device that changes hands moves its events from, so that
   user_change_points need not scan the events of the whole history for it.
 #}
+{#- An event's time if it is a non-bot event without a user_id (else null). -#}
+{%- set anonymous_event_at -%}
+    case when user_id is null and not is_bot then event_timestamp end
+{%- endset -%}
 {{
   config(
     materialized='incremental',
@@ -41,7 +45,7 @@ with
 {% if is_incremental() %}
 new_events as (
 
-    select anonymous_id, user_id, event_timestamp, is_bot, _last_loaded_at
+    select anonymous_id, user_id, event_timestamp, {{ anonymous_event_at }} as anonymous_event_at, _last_loaded_at
     from {{ ref('stg_events') }}
     where {{ nightjar.new_events_condition('_max_loaded_at') }}
 
@@ -99,9 +103,8 @@ updated as (
         stored._mapped_loaded_at,
         case
             when stored.first_anonymous_at is null
-                then min(case when new_events.user_id is null and not new_events.is_bot then new_events.event_timestamp end)
-            when min(case when new_events.user_id is null and not new_events.is_bot then new_events.event_timestamp end) < stored.first_anonymous_at
-                then min(case when new_events.user_id is null and not new_events.is_bot then new_events.event_timestamp end)
+                or min(new_events.anonymous_event_at) < stored.first_anonymous_at
+                then min(new_events.anonymous_event_at)
             else stored.first_anonymous_at
         end as first_anonymous_at
     from stored
@@ -118,7 +121,8 @@ updated as (
 
 events as (
 
-    select anonymous_id, user_id, event_timestamp, received_at, event_id, is_bot, _last_loaded_at
+    select anonymous_id, user_id, event_timestamp, received_at, event_id,
+        {{ anonymous_event_at }} as anonymous_event_at, _last_loaded_at
     from {{ ref('stg_events') }}
     {% if is_incremental() %}
     where anonymous_id in (select anonymous_id from needs_history)
@@ -133,7 +137,7 @@ anonymous_ids as (
         min(event_timestamp) as first_seen_at,
         max(event_timestamp) as last_seen_at,
         max(_last_loaded_at) as _max_loaded_at,
-        min(case when user_id is null and not is_bot then event_timestamp end) as first_anonymous_at
+        min(anonymous_event_at) as first_anonymous_at
     from events
     group by anonymous_id
 

@@ -35,6 +35,12 @@
     _file,
     _line
 {%- endset -%}
+{#- Per copy: its rank (1 = kept), the event's number of copies and newest load. -#}
+{%- set copy_windows -%}
+    row_number() over (partition by event_id order by {{ copy_order }}) as copy_rank,
+    count(*) over (partition by event_id) as copies,
+    max({{ nightjar.to_utc_timestamp('_loaded_at') }}) over (partition by event_id) as _last_loaded_at
+{%- endset -%}
 {%- set raw_columns = ['event_id', 'event_name', adapter.quote('timestamp'), 'received_at', 'anonymous_id', 'user_id', 'session_id', 'properties', 'context', '_file', '_line', '_loaded_at'] -%}
 
 {#- The ~1 KB JSON documents of a raw row are never carried through a window or spilled by
@@ -79,9 +85,7 @@ ranked_copies as (
         _file,
         _line,
         _loaded_at,
-        row_number() over (partition by event_id order by {{ copy_order }}) as copy_rank,
-        count(*) over (partition by event_id) as copies,
-        max({{ nightjar.to_utc_timestamp('_loaded_at') }}) over (partition by event_id) as _last_loaded_at
+        {{ copy_windows }}
     from copies
 
 ),
@@ -135,9 +139,7 @@ ranked_duplicates as (
 
     select
         {% for c in raw_columns %}{{ c }}, {% endfor %}
-        row_number() over (partition by event_id order by {{ copy_order }}) as copy_rank,
-        count(*) over (partition by event_id) as copies,
-        max({{ nightjar.to_utc_timestamp('_loaded_at') }}) over (partition by event_id) as _last_loaded_at
+        {{ copy_windows }}
     from {{ source('raw', 'events') }}
     where event_id in (select event_id from duplicated_event_ids)
 
