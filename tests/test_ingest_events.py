@@ -320,3 +320,41 @@ def test_a_job_replayed_after_a_crash_is_not_counted_twice(tmp_path):
                (select count(*) from raw.events_rejected r where r._file = l._file)
         from raw.events_load_log l order by 1""")
     assert per_file == [("dt=2025-01-01/a.jsonl", 5, 5, 0), ("dt=2025-01-01/b.jsonl", 5, 4, 1)]
+
+
+def test_isal_inflate_keeps_exactly_what_zlib_keeps():
+    """The landing files are inflated with ISA-L (fast); a broken gzip member is decoded
+    again with zlib, so a damaged file keeps the same lines and partial line as before."""
+    import random
+    import zlib
+
+    from isal import isal_zlib
+
+    import nightjar.ingest.events as events
+
+    rnd = random.Random(7)
+    text = b"".join(b'{"event_id":"%d","p":"%s"}\n' % (i, bytes(rnd.choice(b"abcdefgh") for _ in range(rnd.randint(5, 300))))
+                    for i in range(5000))
+    good = gzip.compress(text[: len(text) // 2]) + gzip.compress(text[len(text) // 2 :])
+    cases = [good, good + b"\0" * 64, good + b"xx", b"", b"plain text"]
+    cases += [good[:cut] for cut in (10, 100, 5000, len(good) // 3, len(good) - 5, len(good) - 1)]
+    for pos in (50, 3000, len(good) - 100):
+        flipped = bytearray(good)
+        flipped[pos] ^= 0xFF
+        cases.append(bytes(flipped))
+    assert events._inflate is isal_zlib
+    results = []
+    for data in cases:
+        with_isal = events.gunzip_partial(data)
+        events._inflate = zlib
+        try:
+            with_zlib = events.gunzip_partial(data)
+        finally:
+            events._inflate = isal_zlib
+        assert with_isal == with_zlib
+        results.append(with_isal)
+    assert results[0] == (text, None, None)
+    assert sum(1 for _, fault, _ in results if fault == "corrupt_gzip") == len(cases) - 3  # all but good/padded/empty
+    # a stream cut mid-way keeps what comes before the cut
+    kept = results[8][0]
+    assert len(kept) > len(text) // 4 and text.startswith(kept)

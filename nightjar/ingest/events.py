@@ -39,6 +39,11 @@ from typing import Iterator
 import dlt
 import pyarrow as pa
 
+try:  # ISA-L's inflate: ~3x zlib's speed on the landing files (BENCHMARKS.md), same format
+    from isal import isal_zlib as _inflate
+except ImportError:  # a platform without an isal wheel: the standard library's zlib
+    _inflate = zlib  # type: ignore[assignment]
+
 from nightjar.ingest.fastpath import LineValidator, SpooledEvents
 from nightjar.ingest.validate import BOM, EVENTS_SCHEMA, MAX_LINE_BYTES
 
@@ -194,19 +199,34 @@ def gunzip_partial(raw: bytes) -> tuple[bytes, str | None, str | None]:
         if raw[pos : pos + 2] != b"\x1f\x8b":
             what = "not a gzip file" if pos == 0 else f"garbage after gzip member at byte {pos}"
             return b"".join(out), "corrupt_gzip", f"BadGzipFile: {what}"
-        d = zlib.decompressobj(wbits=31)
-        try:
-            for start in range(pos, len(raw), READ_CHUNK):
-                out.append(d.decompress(raw[start : start + READ_CHUNK]))
-                if d.eof:
-                    break
-        except zlib.error as exc:
-            return b"".join(out), "corrupt_gzip", f"zlib.error: {exc}"
-        if not d.eof:
-            out.append(d.flush())
-            return (b"".join(out), "corrupt_gzip",
-                    "EOFError: compressed file ended before the end-of-stream marker was reached")
-        pos = min(len(raw), start + READ_CHUNK) - len(d.unused_data)
+        member, end, error = _inflate_member(raw, pos, _inflate)
+        if error is not None and _inflate is not zlib:
+            # a broken member: decode it again with zlib, which emits every byte it can
+            # (ISA-L holds back the last one), so the kept lines and the partial line in the
+            # quarantine row are exactly what the data allows
+            member, end, error = _inflate_member(raw, pos, zlib)
+        out.extend(member)
+        if error is not None:
+            return b"".join(out), "corrupt_gzip", error
+        pos = end
+
+
+def _inflate_member(raw: bytes, pos: int, lib) -> tuple[list[bytes], int, str | None]:
+    """Inflate the gzip member at ``raw[pos:]`` with ``lib`` (zlib's interface): returns
+    (decoded chunks, position after the member, error message or None)."""
+    out: list[bytes] = []
+    d = lib.decompressobj(wbits=31)
+    try:
+        for start in range(pos, len(raw), READ_CHUNK):
+            out.append(d.decompress(raw[start : start + READ_CHUNK]))
+            if d.eof:
+                break
+    except (zlib.error, lib.error) as exc:
+        return out, pos, f"zlib.error: {exc}"
+    if not d.eof:
+        out.append(d.flush())
+        return out, pos, "EOFError: compressed file ended before the end-of-stream marker was reached"
+    return out, min(len(raw), start + READ_CHUNK) - len(d.unused_data), None
 
 
 def _current_load_id() -> str | None:
