@@ -21,6 +21,7 @@ import dlt
 import duckdb
 from dlt.destinations.impl.duckdb.configuration import DuckDbCredentials
 
+from nightjar.ingest.destination import warehouse
 from nightjar.ingest.events import BATCH_ROWS, EventsRunStats, events_source
 from nightjar.ingest.shop import SHOP_TABLES, shop_source
 from nightjar.settings import Settings, get_settings
@@ -49,7 +50,7 @@ def make_pipeline(name: str, settings: Settings, connection: duckdb.DuckDBPyConn
     )
     pipeline = dlt.pipeline(
         pipeline_name=name,
-        destination=dlt.destinations.duckdb(credentials),
+        destination=warehouse(credentials),
         dataset_name=DATASET,
         pipelines_dir=str(settings.dlt_pipelines_dir),
     )

@@ -1,0 +1,52 @@
+"""The warehouse as a dlt destination: dlt's DuckDB destination, plus a CHECKPOINT after each
+file it loads.
+
+A DuckDB connection that stays open for a whole load (nightjar.ingest.pipeline
+``warehouse_connection``) otherwise folds every inserted row group into the database file
+in one checkpoint when it closes. For a big load that final checkpoint cost more than
+checkpointing job by job: at scale M (20 files of 500k events) 8.5 s of an 80 s events
+load were spent in the close, and the whole load took 75 s / 139 CPU-s with a checkpoint
+per file instead of 79–83 s / 150–157 CPU-s (BENCHMARKS.md, fourth session). DuckDB's own
+``checkpoint_threshold`` does not trigger here: an optimistically written insert adds only a
+few KB to the WAL, and dlt's cursors keep the automatic checkpoint from running."""
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from dlt.destinations.impl.duckdb.duck import DuckDbClient, DuckDbCopyJob
+from dlt.destinations.impl.duckdb.factory import duckdb as duckdb_destination
+
+log = logging.getLogger(__name__)
+
+
+class CheckpointingCopyJob(DuckDbCopyJob):
+    """dlt's parquet/jsonl copy job, followed by a checkpoint of the warehouse."""
+
+    def run(self) -> None:
+        super().run()
+        try:
+            self._sql_client.execute_sql("CHECKPOINT")
+        except Exception as exc:  # only costs time later (the close checkpoints anyway)
+            log.warning("CHECKPOINT after loading %s failed: %s", self._file_path, exc)
+
+
+class WarehouseClient(DuckDbClient):
+    def create_load_job(self, table: Any, file_path: str, load_id: str, restore: bool = False) -> Any:
+        job = super().create_load_job(table, file_path, load_id, restore)
+        if type(job) is DuckDbCopyJob:
+            return CheckpointingCopyJob(file_path)
+        return job
+
+
+class warehouse(duckdb_destination):  # noqa: N801 (dlt's destination factories are lower case)
+    """``dlt.destinations.duckdb`` with :class:`WarehouseClient`. Its configuration section
+    stays ``destination.duckdb``."""
+
+    def __init__(self, credentials: Any = None, **kwargs: Any) -> None:
+        kwargs.setdefault("destination_name", "duckdb")
+        super().__init__(credentials=credentials, **kwargs)
+
+    @property
+    def client_class(self) -> type[DuckDbClient]:
+        return WarehouseClient
