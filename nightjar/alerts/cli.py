@@ -39,6 +39,7 @@ def _cmd_validate(args: argparse.Namespace) -> int:
 
     from nightjar.alerts.rules import RuleFileError, check_against_warehouse
     from nightjar.settings import get_settings
+    from nightjar.warehouse_lock import warehouse_lock
 
     try:
         ruleset = _ruleset(args)
@@ -48,11 +49,8 @@ def _cmd_validate(args: argparse.Namespace) -> int:
     print(f"{ruleset.source}: {len(ruleset.rules)} rules, {len(ruleset.freshness)} freshness policies - valid")
     wh = get_settings().warehouse
     if wh.exists():
-        con = duckdb.connect(str(wh), read_only=True)
-        try:
+        with warehouse_lock(wh, purpose="alerts check"), duckdb.connect(str(wh), read_only=True) as con:
             problems = check_against_warehouse(ruleset, con)
-        finally:
-            con.close()
         if problems:
             print("\n".join(f"  - {p}" for p in problems), file=sys.stderr)
             return 2
@@ -102,6 +100,7 @@ def _cmd_backtest(args: argparse.Namespace) -> int:
     from nightjar.alerts.engine import backtest, format_backtest
     from nightjar.alerts.rules import RuleFileError
     from nightjar.settings import get_settings
+    from nightjar.warehouse_lock import warehouse_lock
 
     try:
         ruleset = _ruleset(args)
@@ -112,14 +111,14 @@ def _cmd_backtest(args: argparse.Namespace) -> int:
     if not wh.exists():
         print(f"no warehouse at {wh}: run the pipeline first (nightjar run)", file=sys.stderr)
         return 2
-    con = duckdb.connect(str(wh), read_only=True)
     try:
-        rows = backtest(con, ruleset, days=args.days)
+        # under the warehouse lock, as every reader outside Dagster: a read-only open of a
+        # file another process is writing fails, and so would that writer's next open
+        with warehouse_lock(wh, purpose="alerts backtest"), duckdb.connect(str(wh), read_only=True) as con:
+            rows = backtest(con, ruleset, days=args.days)
     except RuleFileError as exc:
         print(exc, file=sys.stderr)
         return 2
-    finally:
-        con.close()
     print(format_backtest(rows))
     total = sum(r.episodes for r in rows)
     print(f"\n{total} episode(s) over the last {args.days} metric dates; nothing was written to alert state.")
