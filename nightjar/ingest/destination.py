@@ -4,9 +4,9 @@ file it loads.
 A DuckDB connection that stays open for a whole load (nightjar.ingest.pipeline
 ``warehouse_connection``) otherwise folds every inserted row group into the database file
 in one checkpoint when it closes. For a big load that final checkpoint cost more than
-checkpointing job by job: at scale M (20 files of 500k events) 8.5 s of an 80 s events
-load were spent in the close, and the whole load took 75 s / 139 CPU-s with a checkpoint
-per file instead of 79–83 s / 150–157 CPU-s (BENCHMARKS.md, fourth session). DuckDB's own
+checkpointing job by job: at scale M (20 files of 500k events) closing took 8.8 s of an
+80 s events load; inserting the same files with a CHECKPOINT after each took 24.2 s / 40.6
+CPU-s instead of 28.8 s / 52.3 (BENCHMARKS.md, fourth session). DuckDB's own
 ``checkpoint_threshold`` does not trigger here: an optimistically written insert adds only a
 few KB to the WAL, and dlt's cursors keep the automatic checkpoint from running."""
 from __future__ import annotations
