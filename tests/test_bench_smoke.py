@@ -25,11 +25,15 @@ def test_bench_xs_writes_results_and_handwritten_marts_match_dbt(tmp_path: Path)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     r = json.loads(out.read_text())["runs"]["XS"]
 
-    for key in ("scale", "scale_spec", "reps", "date", "machine", "versions", "duckdb_settings",
+    for key in ("scale", "scale_spec", "reps", "date", "machine", "versions", "commit", "duckdb_settings",
                 "load_avg_start", "data", "events_ingest", "orders_ingest", "dbt_vs_handwritten", "peak_rss_mb"):
         assert key in r, key
     assert r["versions"]["duckdb"] and r["versions"]["dlt"] and r["versions"]["dbt-core"]
     assert r["duckdb_settings"]["memory_limit"] == "4GB"
+    # the result names the code it measured (CI and users run from a git checkout)
+    head = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=Path(__file__).parent,
+                          capture_output=True, text=True, check=True).stdout.strip()
+    assert r["commit"] in (head, f"{head}+dirty")
 
     ev = r["events_ingest"]
     for side in ("dlt", "duckdb_read_json"):

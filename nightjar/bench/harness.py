@@ -203,6 +203,19 @@ def versions() -> dict[str, str]:
     return out
 
 
+def source_commit() -> str | None:
+    """The checked-out commit of this repository (with ``+dirty`` for uncommitted changes to
+    tracked files), so a result names the code it measured; None outside a git checkout."""
+    try:
+        head = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=REPO_ROOT, capture_output=True,
+                              text=True, timeout=10, check=True).stdout.strip()
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=REPO_ROOT,
+                               capture_output=True, text=True, timeout=10, check=True).stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return f"{head}+dirty" if dirty else head
+
+
 def machine() -> dict[str, Any]:
     cpu = ""
     try:
@@ -232,6 +245,7 @@ def _start_run(scale: Scale, name: str, work: Path, memory_limit: str | None,
         "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "machine": machine(),
         "versions": versions(),
+        "commit": source_commit(),
         "duckdb_settings": runner.duck_config(),
         "command": " ".join(["nightjar", "bench", *sys.argv[2:]]) if sys.argv[1:2] == ["bench"] else None,
         "load_avg_start": [round(x, 2) for x in os.getloadavg()],
