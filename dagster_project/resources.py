@@ -9,7 +9,7 @@ import dagster as dg
 import duckdb
 
 from nightjar.settings import Settings, get_settings
-from nightjar.warehouse_lock import warehouse_lock
+from nightjar.warehouse_lock import locked_connection, warehouse_lock
 
 # DuckDB allows one writing process per file: every asset that writes the warehouse
 # declares this pool, and the instance limits it to one slot (dagster.yaml / tests).
@@ -40,12 +40,8 @@ class WarehouseResource(dg.ConfigurableResource):
         """
         path = self.path
         path.parent.mkdir(parents=True, exist_ok=True)
-        with warehouse_lock(path, purpose="dagster asset"):
-            con = duckdb.connect(str(path), read_only=read_only)
-            try:
-                yield con
-            finally:
-                con.close()
+        with locked_connection(path, read_only=read_only, purpose="dagster asset") as con:
+            yield con
 
     def lock(self, purpose: str = ""):
         """The warehouse writer lock alone, for steps that write through a subprocess (dbt)."""

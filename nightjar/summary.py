@@ -8,7 +8,7 @@ from __future__ import annotations
 import duckdb
 
 from nightjar.settings import Settings
-from nightjar.warehouse_lock import warehouse_lock
+from nightjar.warehouse_lock import locked_connection
 
 SCHEMAS = ("raw", "staging", "intermediate", "marts", "ml", "alerts")
 
@@ -97,10 +97,8 @@ def format_summary(settings: Settings) -> str:
         return f"Warehouse {settings.warehouse} does not exist yet"
     from nightjar.report.kpi import format_kpi_summary
 
-    # under the warehouse lock: while this process reads, another `nightjar run` could not
-    # open the file to write (DuckDB: "Conflicting lock"), and the other way round
-    with warehouse_lock(settings.warehouse, purpose="run summary"), \
-            duckdb.connect(str(settings.warehouse), read_only=True) as con:
+    # under the warehouse lock: another `nightjar run` may be writing the file
+    with locked_connection(settings.warehouse, read_only=True, purpose="run summary") as con:
         counts = table_counts(con)
         if not counts:
             return f"Warehouse {settings.warehouse} is empty"

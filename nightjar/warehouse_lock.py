@@ -126,6 +126,22 @@ def warehouse_lock(
         plock.rlock.release()
 
 
+@contextmanager
+def locked_connection(warehouse: Path | str, *, read_only: bool = False, purpose: str = "") -> Iterator:
+    """A DuckDB connection to ``warehouse``, opened and closed under its lock.
+
+    Readers take the lock too: DuckDB refuses to open a file another process is writing,
+    and a writer's open fails while another process has the file open read-only."""
+    import duckdb  # here, so `python -m nightjar.warehouse_lock` stays light
+
+    with warehouse_lock(warehouse, purpose=purpose):
+        con = duckdb.connect(str(warehouse), read_only=read_only)
+        try:
+            yield con
+        finally:
+            con.close()
+
+
 def main(argv: list[str] | None = None) -> int:
     """``python -m nightjar.warehouse_lock WAREHOUSE [--timeout S] -- COMMAND ...``"""
     args = list(sys.argv[1:] if argv is None else argv)

@@ -35,11 +35,9 @@ def _ruleset(args):
 
 
 def _cmd_validate(args: argparse.Namespace) -> int:
-    import duckdb
-
     from nightjar.alerts.rules import RuleFileError, check_against_warehouse
     from nightjar.settings import get_settings
-    from nightjar.warehouse_lock import warehouse_lock
+    from nightjar.warehouse_lock import locked_connection
 
     try:
         ruleset = _ruleset(args)
@@ -49,7 +47,7 @@ def _cmd_validate(args: argparse.Namespace) -> int:
     print(f"{ruleset.source}: {len(ruleset.rules)} rules, {len(ruleset.freshness)} freshness policies - valid")
     wh = get_settings().warehouse
     if wh.exists():
-        with warehouse_lock(wh, purpose="alerts check"), duckdb.connect(str(wh), read_only=True) as con:
+        with locked_connection(wh, read_only=True, purpose="alerts check") as con:
             problems = check_against_warehouse(ruleset, con)
         if problems:
             print("\n".join(f"  - {p}" for p in problems), file=sys.stderr)
@@ -95,12 +93,10 @@ def _cmd_test(args: argparse.Namespace) -> int:
 
 
 def _cmd_backtest(args: argparse.Namespace) -> int:
-    import duckdb
-
     from nightjar.alerts.engine import backtest, format_backtest
     from nightjar.alerts.rules import RuleFileError
     from nightjar.settings import get_settings
-    from nightjar.warehouse_lock import warehouse_lock
+    from nightjar.warehouse_lock import locked_connection
 
     try:
         ruleset = _ruleset(args)
@@ -112,9 +108,7 @@ def _cmd_backtest(args: argparse.Namespace) -> int:
         print(f"no warehouse at {wh}: run the pipeline first (nightjar run)", file=sys.stderr)
         return 2
     try:
-        # under the warehouse lock, as every reader outside Dagster: a read-only open of a
-        # file another process is writing fails, and so would that writer's next open
-        with warehouse_lock(wh, purpose="alerts backtest"), duckdb.connect(str(wh), read_only=True) as con:
+        with locked_connection(wh, read_only=True, purpose="alerts backtest") as con:
             rows = backtest(con, ruleset, days=args.days)
     except RuleFileError as exc:
         print(exc, file=sys.stderr)
