@@ -12,9 +12,49 @@
   Ratios are null when their denominator is 0; counts and money are 0.
 #}
 
+{#- Everything per user and day comes from one sort of int_user_activity_daily (one row
+    per user_key and date): each row with the user's previous and next active date.
+      dau       = rows of the day (a user's first row that day, should the grain ever break)
+      new_users = rows without a previous date (the user's first day)
+      wau / mau = activity on d makes a user count on metric dates d .. d+N-1 (N = 7 / 30);
+                  per user those intervals merge into disjoint islands. An island starts on
+                  a date whose previous date is more than N days back and ends (exclusive)
+                  N days after a date whose next date is more than N days ahead; per date,
+                  +starts and -ends summed over the spine give the distinct users active
+                  in the window. Exactly the same counts as a range join of spine x
+                  activity, which was ~90% of this model's time. (Earlier: three window
+                  passes and two aggregations over the table; now one sort, BENCHMARKS.md.)
+    The table is read in this one place: a CTE with several consumers is materialised. #}
 with activity as (
 
-    select user_key, activity_date from {{ ref('int_user_activity_daily') }}
+    select
+        activity_date,
+        lag(activity_date) over (partition by user_key order by activity_date) as previous_date,
+        lead(activity_date) over (partition by user_key order by activity_date) as next_date
+    from {{ ref('int_user_activity_daily') }}
+
+),
+
+activity_by_date as (
+
+    select
+        activity_date,
+        sum(case when previous_date is null or previous_date < activity_date then 1 else 0 end) as dau,
+        sum(case when previous_date is null then 1 else 0 end) as new_users,
+        {%- for window_name, window_days in [('wau', 7), ('mau', 30)] %}
+        sum(case
+                when previous_date is null then 1
+                when activity_date > {{ nightjar.add_days(window_days, 'previous_date') }} then 1
+                else 0
+            end) as {{ window_name }}_island_starts,
+        sum(case
+                when next_date is null then 1
+                when next_date > {{ nightjar.add_days(window_days, 'activity_date') }} then 1
+                else 0
+            end) as {{ window_name }}_island_ends{{ ',' if not loop.last }}
+        {%- endfor %}
+    from activity
+    group by activity_date
 
 ),
 
@@ -40,7 +80,7 @@ bounds as (
 
     select min(d) as first_date, max(d) as last_date
     from (
-        select activity_date as d from activity
+        select activity_date as d from activity_by_date
         union all
         select order_date as d from orders
     ) as all_dates
@@ -56,72 +96,18 @@ spine as (
 
 ),
 
-first_seen as (
-
-    select user_key, min(activity_date) as first_date
-    from activity
-    group by user_key
-
-),
-
-daily_active as (
-
-    select activity_date as metric_date, count(distinct user_key) as dau
-    from activity
-    group by activity_date
-
-),
-
-{#- wau / mau without a range join (spine x activity was ~90% of this model's time):
-    activity on d makes a user count on metric dates d .. d+N-1 (N = 7 / 30). Per user,
-    those intervals are merged into disjoint islands (a new island starts when the gap to
-    the previous active date is > N days); an island adds 1 from its first covered date
-    and removes 1 the day after its last, and the running sum over the spine is the
-    number of distinct users active in the window. Exactly the same counts. #}
-activity_with_previous as (
-
-    select
-        user_key,
-        activity_date,
-        lag(activity_date) over (partition by user_key order by activity_date) as previous_date
-    from activity
-
-),
-
 {% for window_name, window_days in [('wau', 7), ('mau', 30)] %}
-{{ window_name }}_islands as (
-
-    select
-        user_key,
-        island_number,
-        min(activity_date) as island_start,
-        {{ nightjar.add_days(window_days, 'max(activity_date)') }} as island_end_exclusive
-    from (
-        select
-            user_key,
-            activity_date,
-            sum(case
-                    when previous_date is null then 1
-                    when activity_date > {{ nightjar.add_days(window_days, 'previous_date') }} then 1
-                    else 0
-                end) over (
-                partition by user_key
-                order by activity_date
-                rows between unbounded preceding and current row
-            ) as island_number
-        from activity_with_previous
-    ) as numbered
-    group by user_key, island_number
-
-),
-
 {{ window_name }}_deltas as (
 
     select delta_date as metric_date, sum(delta) as delta
     from (
-        select island_start as delta_date, 1 as delta from {{ window_name }}_islands
+        select activity_date as delta_date, {{ window_name }}_island_starts as delta
+        from activity_by_date
         union all
-        select island_end_exclusive as delta_date, -1 as delta from {{ window_name }}_islands
+        select
+            {{ nightjar.add_days(window_days, 'activity_date') }} as delta_date,
+            0 - {{ window_name }}_island_ends as delta
+        from activity_by_date
     ) as changes
     group by delta_date
 
@@ -142,14 +128,6 @@ activity_with_previous as (
 ),
 
 {% endfor %}
-new_users as (
-
-    select first_date as metric_date, count(*) as new_users
-    from first_seen
-    group by first_date
-
-),
-
 daily_sessions as (
 
     select
@@ -191,10 +169,10 @@ joined as (
 
     select
         spine.metric_date,
-        coalesce(daily_active.dau, 0) as dau,
+        coalesce(activity_by_date.dau, 0) as dau,
         coalesce(wau_active.wau, 0) as wau,
         coalesce(mau_active.mau, 0) as mau,
-        coalesce(new_users.new_users, 0) as new_users,
+        coalesce(activity_by_date.new_users, 0) as new_users,
         coalesce(daily_sessions.sessions, 0) as sessions,
         daily_sessions.avg_session_duration_seconds,
         coalesce(daily_sessions.bounces, 0) as bounces,
@@ -204,10 +182,9 @@ joined as (
         coalesce(daily_orders.gross_revenue, 0) as gross_revenue,
         coalesce(daily_orders.refunds, 0) as refunds
     from spine
-    left join daily_active on spine.metric_date = daily_active.metric_date
+    left join activity_by_date on spine.metric_date = activity_by_date.activity_date
     left join wau_active on spine.metric_date = wau_active.metric_date
     left join mau_active on spine.metric_date = mau_active.metric_date
-    left join new_users on spine.metric_date = new_users.metric_date
     left join daily_sessions on spine.metric_date = daily_sessions.metric_date
     left join daily_orders on spine.metric_date = daily_orders.metric_date
 

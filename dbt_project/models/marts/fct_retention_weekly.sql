@@ -7,27 +7,22 @@
 #}
 {% set max_week = var('retention_max_week') %}
 
-with activity as (
+{#- int_user_activity_daily is read directly by each step: a shared CTE with several
+    consumers is materialised by the database (~25% of this model's time at scale M). The
+    cohort week is the ISO week of the first active date. #}
+with first_seen as (
 
     select
         user_key,
-        activity_date,
-        {{ nightjar.iso_week_start('activity_date') }} as activity_week
+        {{ nightjar.iso_week_start('min(activity_date)') }} as cohort_week
     from {{ ref('int_user_activity_daily') }}
-
-),
-
-first_seen as (
-
-    select user_key, min(activity_week) as cohort_week
-    from activity
     group by user_key
 
 ),
 
 last_day as (
 
-    select max(activity_date) as last_activity_date from activity
+    select max(activity_date) as last_activity_date from {{ ref('int_user_activity_daily') }}
 
 ),
 
@@ -61,8 +56,8 @@ user_weeks as (
     select distinct
         first_seen.cohort_week,
         activity.user_key,
-        cast(floor({{ dbt.datediff('first_seen.cohort_week', 'activity.activity_week', 'day') }} / 7) as {{ dbt.type_bigint() }}) as week_number
-    from activity
+        cast(floor({{ dbt.datediff('first_seen.cohort_week', nightjar.iso_week_start('activity.activity_date'), 'day') }} / 7) as {{ dbt.type_bigint() }}) as week_number
+    from {{ ref('int_user_activity_daily') }} as activity
     inner join first_seen
         on activity.user_key = first_seen.user_key
 
