@@ -289,11 +289,12 @@ def test_unreadable_file_simulated(tmp_path, monkeypatch):
 
 
 def test_a_job_replayed_after_a_crash_is_not_counted_twice(tmp_path):
-    """A kill between DuckDB's insert of a load job and dlt marking it complete makes the
-    next run insert that job again. Reproduced deterministically: extract + normalize a
-    package (as an interrupted run leaves it), insert its event rows by hand (as the killed
-    loader did), then run normally: every line is still loaded or rejected exactly once."""
-    from nightjar.ingest.events import EventsRunStats, events_source
+    """A kill between DuckDB's inserts of the events load job and dlt marking it complete
+    makes the next run run that job again. Reproduced deterministically: extract + normalize
+    a package (as an interrupted run leaves it), run its events job by hand (as the killed
+    loader did: every row inserted, the job not marked complete), then run normally: every
+    line is still loaded or rejected exactly once."""
+    from nightjar.ingest.events import EventsRunStats, events_source, load_manifest
     from nightjar.ingest.pipeline import EVENTS_PIPELINE, make_pipeline
 
     settings = _settings(tmp_path)
@@ -307,11 +308,14 @@ def test_a_job_replayed_after_a_crash_is_not_counted_twice(tmp_path):
     pipeline.sync_destination()  # the loaded-files state, as `run` would restore it
     pipeline.extract(events_source(settings.events_dir, EventsRunStats()), loader_file_format="parquet")
     pipeline.normalize()
-    jobs = list((settings.dlt_pipelines_dir / EVENTS_PIPELINE / "load" / "normalized").rglob("events.*.parquet"))
-    assert jobs, "the interrupted package should hold an events job"
+    jobs = list((settings.dlt_pipelines_dir / EVENTS_PIPELINE / "load" / "normalized").rglob("events.*.jsonl"))
+    assert len(jobs) == 1, "the interrupted package should hold the events manifest job"
     con = duckdb.connect(str(settings.warehouse))
-    con.execute(f"insert into raw.events by name select * from read_parquet('{jobs[0]}')")
+    tables = {t: f"raw.{t}" for t in ("events", "events_rejected", "events_load_log")}
+    replayed = load_manifest(con, jobs[0], tables)
     con.close()
+    assert [(r.file, r.rows_loaded, r.rows_rejected) for r in replayed] == [("dt=2025-01-01/b.jsonl", 4, 1)]
+    assert _q(settings, "select count(*) from raw.events where _file like '%b.jsonl'") == [(4,)]
 
     load_events(settings)  # finishes the pending package, then looks for new files
     per_file = _q(settings, """

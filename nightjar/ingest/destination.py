@@ -12,8 +12,11 @@ few KB to the WAL, and dlt's cursors keep the automatic checkpoint from running.
 from __future__ import annotations
 
 import logging
+from pathlib import Path
 from typing import Any
 
+from dlt.common.destination.client import RunnableLoadJob
+from dlt.common.storages.load_package import ParsedLoadJobFileName
 from dlt.destinations.impl.duckdb.duck import DuckDbClient, DuckDbCopyJob
 from dlt.destinations.impl.duckdb.factory import duckdb as duckdb_destination
 
@@ -31,8 +34,24 @@ class CheckpointingCopyJob(DuckDbCopyJob):
             log.warning("CHECKPOINT after loading %s failed: %s", self._file_path, exc)
 
 
+class EventsManifestJob(RunnableLoadJob):
+    """The ``events`` job of an events package: its file is the manifest that
+    ``nightjar.ingest.events.events_resource`` wrote; the job reads the landing files it
+    names, validates them and inserts the rows into ``raw.events``, ``raw.events_rejected``
+    and ``raw.events_load_log`` (``nightjar.ingest.events.load_manifest``)."""
+
+    def run(self) -> None:
+        from nightjar.ingest.events import load_manifest
+
+        sql_client = self._job_client.sql_client
+        tables = {t: sql_client.make_qualified_table_name(t) for t in ("events", "events_rejected", "events_load_log")}
+        load_manifest(sql_client.native_connection, Path(self._file_path), tables)
+
+
 class WarehouseClient(DuckDbClient):
     def create_load_job(self, table: Any, file_path: str, load_id: str, restore: bool = False) -> Any:
+        if table["name"] == "events" and ParsedLoadJobFileName.parse(file_path).file_format == "jsonl":
+            return EventsManifestJob(file_path)
         job = super().create_load_job(table, file_path, load_id, restore)
         if type(job) is DuckDbCopyJob:
             return CheckpointingCopyJob(file_path)

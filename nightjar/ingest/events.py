@@ -5,6 +5,13 @@ which dlt stores in the destination (``raw._dlt_pipeline_state``) in the *same l
 package* as the rows: a file is recorded as loaded exactly when its rows are, so a crash
 can neither load a file twice nor lose it.
 
+How a load runs: the resource (dlt's extract step) only lists the files to take and
+updates the state; the package's ``events`` job is a manifest of those files, and its
+load job (:func:`load_manifest`, run by the warehouse destination in dlt's load step)
+reads each file, validates its lines in DuckDB and inserts them into the warehouse in the
+same statement. A job replayed after a crash repeats its rows exactly (same ``_file``,
+``_line``, ``_loaded_at``), and ``pipeline._drop_replayed_rows`` removes the copies.
+
 File-level faults never stop the load (good files still land):
 
 * ``corrupt_gzip`` — a truncated/corrupt gzip: every complete line decoded before the
@@ -14,9 +21,11 @@ File-level faults never stop the load (good files still land):
   new name).
 * ``unreadable_file`` (e.g. permission denied, I/O error) and ``not_a_file`` (a directory
   or other non-regular entry named like a batch file) — one reject row (``_line`` 0,
-  ``raw_line`` = the error message). These are *not* recorded as loaded: they are retried
-  when the entry changes (mode, size, mtime or ctime, e.g. after a ``chmod``), and stay
-  silent (a log warning only) while it does not.
+  ``raw_line`` = the error message). Found when the file is listed (stat, open); these
+  are *not* recorded as loaded: they are retried when the entry changes (mode, size,
+  mtime or ctime, e.g. after a ``chmod``), and stay silent (a log warning only) while it
+  does not. A file that fails only later, while the load job reads it, gets the same row
+  but stays recorded as loaded (logged as an error).
 
 In ``raw.events_load_log`` a file-level fault counts as one rejected record, so
 ``lines_read = rows_loaded + rows_rejected`` always holds and equals the number of rows
@@ -24,6 +33,7 @@ for the file in ``raw.events`` + ``raw.events_rejected`` of that load.
 """
 from __future__ import annotations
 
+import json
 import logging
 import os
 import re
@@ -44,8 +54,8 @@ try:  # ISA-L's inflate: ~3x zlib's speed on the landing files (BENCHMARKS.md), 
 except ImportError:  # a platform without an isal wheel: the standard library's zlib
     _inflate = zlib  # type: ignore[assignment]
 
-from nightjar.ingest.fastpath import LineValidator, SpooledEvents
-from nightjar.ingest.validate import BOM, EVENTS_SCHEMA, MAX_LINE_BYTES
+from nightjar.ingest.fastpath import LineValidator
+from nightjar.ingest.validate import BOM, EVENTS_SCHEMA, MAX_LINE_BYTES, REJECTED_SCHEMA
 
 log = logging.getLogger(__name__)
 
@@ -63,15 +73,15 @@ logging.getLogger("dlt").addFilter(_JsonHintNoise())
 
 PARTITION_RE = re.compile(r"^dt=\d{4}-\d{2}-\d{2}$")
 FILE_SUFFIXES = (".jsonl.gz", ".jsonl")
-BATCH_ROWS = 500_000  # lines per validation batch; one parquet file and one dlt load job each
+BATCH_ROWS = 500_000  # lines per validation batch: one INSERT into raw.events and one CHECKPOINT each
 READ_CHUNK = 1 << 18
 
 _TS = {"data_type": "timestamp", "timezone": True, "precision": 6}
 # All nullable in the warehouse DDL, although validation guarantees values for event_id,
 # event_name, timestamp, received_at, anonymous_id, _file, _line and _loaded_at (and
-# stg_events' not_null tests check them again): DuckDB writes the parquet files that dlt
-# imports with optional columns, and a nullability that differs from these hints makes
-# dlt's normalizer rewrite every file (~10 % of the ingest CPU).
+# stg_events' not_null tests check them again). Kept from the time dlt imported parquet
+# files that DuckDB wrote with optional columns; changing it now would only make new
+# warehouses differ from existing ones.
 EVENTS_COLUMNS = {
     "event_id": {"data_type": "text", "nullable": True},
     "event_name": {"data_type": "text", "nullable": True},
@@ -246,57 +256,131 @@ def events_resource(
     stats: EventsRunStats,
     batch_rows: int = BATCH_ROWS,
 ):
+    """Decides which landing files this load takes and records them in the resource state;
+    the rows themselves are read, validated and inserted by the load job of the package
+    (:func:`load_manifest`, run by :mod:`nightjar.ingest.destination`), so they go from
+    the landing file into ``raw.events`` without a spool file in between.
+
+    The package holds one manifest (a JSON-lines file imported as the ``events`` job: the
+    files, the load time and the batch size) and the table hints of ``events``,
+    ``events_rejected`` and ``events_load_log`` (empty Arrow tables, so that dlt creates
+    the three tables before the job runs)."""
     state = dlt.current.resource_state()
     loaded_files: dict[str, int] = state.setdefault("files", {})
     faulty: dict[str, str] = state.setdefault("faulty", {})
     load_id = stats.load_id = _current_load_id() or datetime.now(timezone.utc).strftime("%s.%f")
     loaded_at = datetime.now(timezone.utc)
-    # DuckDB writes the valid rows to parquet here and dlt imports the files into the load
-    # package (a hard link: the spool must be on the pipeline's file system)
-    spool = Path(tempfile.mkdtemp(prefix="events-spool-", dir=_spool_parent()))
-    validator = LineValidator(loaded_at, spool)
-    hinted: set[str] = set()
-
-    def emit(table: pa.Table, name: str, columns: dict):
-        if name in hinted:
-            return dlt.mark.with_table_name(table, name)
-        hinted.add(name)
-        return dlt.mark.with_hints(
-            table,
+    entries: list[dict] = []
+    for rel, path in discover_files(events_dir, stats):
+        if rel in loaded_files:
+            stats.files_already_loaded += 1
+            continue
+        sig = _signature(path)
+        if faulty.get(rel) == sig:
+            stats.faulty_unchanged.append(rel)
+            log.warning("events file %s still faulty and unchanged since last run; skipped", rel)
+            continue
+        fault, message = probe_file(path)
+        stats.files.append(FileResult(rel, fault=fault, error=message))
+        if fault is not None:
+            log.error("events file %s: %s (%s); will retry when it changes", rel, fault, message)
+            entries.append({"file": rel, "fault": fault, "error": message})
+            faulty[rel] = sig
+            continue
+        entries.append({"file": rel, "path": str(path)})
+        loaded_files[rel] = _size(path)
+        faulty.pop(rel, None)
+    if not entries:
+        return
+    for name, schema, columns in (
+        ("events", EVENTS_SCHEMA, EVENTS_COLUMNS),
+        ("events_rejected", REJECTED_SCHEMA, REJECTED_COLUMNS),
+        ("events_load_log", LOAD_LOG_SCHEMA, LOAD_LOG_COLUMNS),
+    ):
+        yield dlt.mark.with_hints(
+            schema.empty_table(),
             dlt.mark.make_hints(table_name=name, columns=columns, write_disposition="append"),
             create_table_variant=True,
         )
-
-    def flush(wait: bool = False):
-        events, rejected = validator.flush(wait)
-        for item in events:
-            if isinstance(item, SpooledEvents):
-                if "events" not in hinted:  # the table's hints, once, with an empty batch
-                    yield emit(EVENTS_SCHEMA.empty_table(), "events", EVENTS_COLUMNS)
-                yield _import_parquet(item)
-            else:
-                yield emit(item, "events", EVENTS_COLUMNS)
-        if rejected is not None:
-            yield emit(rejected, "events_rejected", REJECTED_COLUMNS)
-
+    header = {"load_id": load_id, "loaded_at": loaded_at.isoformat(), "batch_rows": batch_rows}
+    folder = Path(tempfile.mkdtemp(prefix="events-manifest-", dir=_working_dir()))
     try:
-        for rel, path in discover_files(events_dir, stats):
-            if rel in loaded_files:
-                stats.files_already_loaded += 1
-                continue
-            sig = _signature(path)
-            if faulty.get(rel) == sig:
-                stats.faulty_unchanged.append(rel)
-                log.warning("events file %s still faulty and unchanged since last run; skipped", rel)
-                continue
-            data, fault, message = read_file(path)
-            res = FileResult(rel, fault=fault, error=message)
-            stats.files.append(res)
+        manifest = folder / "events.jsonl"
+        manifest.write_text("".join(json.dumps(e) + "\n" for e in [header, *entries]))
+        yield _import_manifest(manifest, len(entries))
+    finally:  # dlt has linked (or copied) the file into the package by now
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+def _import_manifest(path: Path, entries: int):
+    """Import the manifest into the load package as the ``events`` table's jsonl job.
+
+    No hints here: ``dlt.mark.with_file_import`` with hints would set them on the resource
+    itself, and a table-variant hint drops the file; the job lands in the resource's own
+    table, ``events``, whose hints were yielded just before."""
+    from dlt.common.metrics import DataWriterMetrics
+    from dlt.extract.extractors import DataItemWithMeta, ImportFileMeta
+
+    metrics = DataWriterMetrics(str(path), entries, path.stat().st_size, 0, 0)
+    return DataItemWithMeta(ImportFileMeta(str(path), metrics, "jsonl", None, False), None)
+
+
+def probe_file(path: Path) -> tuple[str | None, str | None]:
+    """A file-level fault known before reading: ``(fault, message)`` or ``(None, None)``.
+    Decided at extract time, because it decides the state (retry later vs loaded)."""
+    try:
+        st = os.stat(path)
+    except OSError as exc:
+        return "unreadable_file", f"{type(exc).__name__}: {exc}"
+    if not stat.S_ISREG(st.st_mode):
+        kind = "a directory" if stat.S_ISDIR(st.st_mode) else "not a regular file"
+        return "not_a_file", f"{path.name} is {kind}"
+    try:
+        open(path, "rb").close()
+    except OSError as exc:
+        return "unreadable_file", f"{type(exc).__name__}: {exc}"
+    return None, None
+
+
+# Per-file results of the load jobs run in this process, by load id: what load_events
+# reports. A package finished by a later process reports there instead.
+LOAD_RESULTS: dict[str, list[FileResult]] = {}
+
+
+def load_manifest(con, manifest: Path, tables: dict[str, str]) -> list[FileResult]:
+    """The ``events`` load job: read, validate and insert the files of one manifest.
+
+    ``con`` is a connection to the warehouse; ``tables`` maps ``events``,
+    ``events_rejected`` and ``events_load_log`` to their qualified names. Valid lines go
+    straight from the Arrow lines into ``raw.events`` (:class:`LineValidator`), the others
+    into ``raw.events_rejected``; then one ``raw.events_load_log`` row per file. Rows carry
+    the manifest's load time, so a job replayed after a crash repeats them exactly and
+    ``pipeline._drop_replayed_rows`` removes the copies.
+
+    File-level faults never stop the load: ``corrupt_gzip`` keeps every complete line
+    before the error and adds one reject row; a file that became unreadable after the
+    extract step gets an ``unreadable_file``/``not_a_file`` row (it is recorded as loaded
+    by then, so it is not retried: a rare race, logged as an error)."""
+    header, *entries = [json.loads(line) for line in manifest.read_text().splitlines() if line.strip()]
+    loaded_at = datetime.fromisoformat(header["loaded_at"])
+    batch_rows = int(header["batch_rows"])
+    validator = LineValidator(loaded_at, con, tables["events"], tables["events_rejected"])
+    results: list[FileResult] = []
+    try:
+        for entry in entries:
+            rel = entry["file"]
+            res = FileResult(rel)
+            results.append(res)
+            if "fault" in entry:
+                data, fault, message = b"", entry["fault"], entry["error"]
+            else:
+                data, fault, message = read_file(Path(entry["path"]))
+            res.fault, res.error = fault, message
             if fault in ("unreadable_file", "not_a_file"):
-                log.error("events file %s: %s (%s); will retry when it changes", rel, fault, message)
+                if "fault" not in entry:
+                    log.error("events file %s: %s after it was listed (%s); recorded as loaded", rel, fault, message)
                 validator.add_reject(f"[{fault}] {message}", rel, 0, fault)
                 res.lines_read = 1
-                faulty[rel] = sig
                 continue
             fragment = None
             if data.startswith(BOM):
@@ -315,7 +399,7 @@ def events_resource(
                     validator.add_byte_lines(rel, chunk)
                 res.lines_read += len(chunk)
                 if len(validator) >= batch_rows:
-                    yield from flush()
+                    validator.flush()
             del data
             if fault == "corrupt_gzip":
                 log.error("events file %s: corrupt gzip after line %d (%s); earlier lines kept",
@@ -325,50 +409,39 @@ def events_resource(
                     raw += " | partial line: " + fragment.decode("utf-8", "backslashreplace")[:MAX_LINE_BYTES]
                 res.lines_read += 1
                 validator.add_reject(raw, rel, res.lines_read, "corrupt_gzip")
-            loaded_files[rel] = _size(path)
-            faulty.pop(rel, None)
             if len(validator) >= batch_rows:
-                yield from flush()
-        yield from flush(wait=True)
+                validator.flush()
+        validator.flush(wait=True)
     finally:
         validator.close()
-        shutil.rmtree(spool, ignore_errors=True)
 
-    for res in stats.files:
+    for res in results:
         res.rows_loaded, res.rows_rejected = validator.counts.get(res.file, (0, 0))
         if res.lines_read != res.rows_loaded + res.rows_rejected:  # would be a bug
             raise RuntimeError(f"events file {res.file}: reconciliation failed {res}")
-    if stats.files:
-        n = len(stats.files)
-        log_table = pa.Table.from_arrays(
-            [
-                pa.array([r.file for r in stats.files], pa.string()),
-                pa.array([r.lines_read for r in stats.files], pa.int64()),
-                pa.array([r.rows_loaded for r in stats.files], pa.int64()),
-                pa.array([r.rows_rejected for r in stats.files], pa.int64()),
-                pa.array([load_id] * n, pa.string()),
-                pa.array([loaded_at] * n, LOAD_LOG_SCHEMA.field("_loaded_at").type),
-            ],
-            schema=LOAD_LOG_SCHEMA,
-        )
-        yield emit(log_table, "events_load_log", LOAD_LOG_COLUMNS)
+    n = len(results)
+    log_table = pa.Table.from_arrays(
+        [
+            pa.array([r.file for r in results], pa.string()),
+            pa.array([r.lines_read for r in results], pa.int64()),
+            pa.array([r.rows_loaded for r in results], pa.int64()),
+            pa.array([r.rows_rejected for r in results], pa.int64()),
+            pa.array([header["load_id"]] * n, pa.string()),
+            pa.array([loaded_at] * n, LOAD_LOG_SCHEMA.field("_loaded_at").type),
+        ],
+        schema=LOAD_LOG_SCHEMA,
+    )
+    cur = con.cursor()
+    try:
+        cur.register("load_log", log_table)
+        cur.execute(f"INSERT INTO {tables['events_load_log']} BY NAME SELECT * FROM load_log")
+    finally:
+        cur.close()
+    LOAD_RESULTS[header["load_id"]] = results
+    return results
 
 
-def _import_parquet(item: SpooledEvents):
-    """Import a parquet file DuckDB wrote into the load package as ``raw.events`` rows.
-
-    No hints here: ``dlt.mark.with_file_import`` with hints would set them on the resource
-    itself (its other tables, events_rejected and events_load_log, would inherit the
-    events columns), and a table-variant hint drops the file. The file lands in the
-    resource's own table, ``events``, whose hints ``emit`` registers first."""
-    from dlt.common.metrics import DataWriterMetrics
-    from dlt.extract.extractors import DataItemWithMeta, ImportFileMeta
-
-    metrics = DataWriterMetrics(str(item.path), item.rows, 0, 0, 0)
-    return DataItemWithMeta(ImportFileMeta(str(item.path), metrics, "parquet", None, False), None)
-
-
-def _spool_parent() -> str | None:
+def _working_dir() -> str | None:
     try:
         return dlt.current.pipeline().working_dir
     except Exception:  # the resource iterated outside a pipeline (tests)

@@ -1,7 +1,8 @@
 """Vectorised line validation in DuckDB (the fast path of :mod:`nightjar.ingest.validate`).
 
-A batch of lines (Arrow: ``_file``, ``_line``, ``line``) is validated in one in-memory
-DuckDB query that implements exactly the rules of :func:`validate.validate_event`. DuckDB's
+A batch of lines (Arrow: ``_file``, ``_line``, ``line``) is validated in one DuckDB query
+that implements exactly the rules of :func:`validate.validate_event`; in a load it runs on
+the warehouse itself, inside the ``INSERT`` into ``raw.events``. DuckDB's
 JSON reader is more lenient than RFC 8259 (it accepts ``NaN``/``Infinity`` and trailing
 commas), so lines that *might* use those extensions (a cheap regex; false positives are
 fine) are handed to the strict Python validator instead; so are lines that are not valid
@@ -10,14 +11,10 @@ agree on the whole malformed-line corpus.
 """
 from __future__ import annotations
 
-import os
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass
-from pathlib import Path
 
 import duckdb
 import pyarrow as pa
-import pyarrow.parquet as pq
 
 from nightjar.ingest.validate import (
     EVENTS_SCHEMA,
@@ -149,10 +146,11 @@ FROM h)
 
 
 class DuckDBValidator:
-    """Holds one in-memory DuckDB connection (not the warehouse) for a run."""
+    """Runs the validation query on one DuckDB connection: an in-memory database of its own
+    (``run``, the tests' reference), or a cursor of the warehouse (``insert_valid``)."""
 
-    def __init__(self, threads: int = 2):
-        self.con = duckdb.connect(config={"threads": threads})
+    def __init__(self, threads: int = 2, con: duckdb.DuckDBPyConnection | None = None):
+        self.con = con if con is not None else duckdb.connect(config={"threads": threads})
         self.con.execute("SET TimeZone = 'UTC'")
 
     def close(self) -> None:
@@ -166,44 +164,50 @@ class DuckDBValidator:
         finally:
             self.con.unregister("batch")
 
-    def run_to_parquet(self, batch: pa.Table, out_dir: Path, loaded_at) -> tuple[list[Path], pa.Table | None]:
-        """Validate ``batch`` in one pass and let DuckDB write the valid rows (the
-        ``raw.events`` columns) to parquet files under ``out_dir`` itself: in parallel, and
-        without a round trip of ~1 KB of JSON per row through Arrow and Python (that, and
-        materialising the validated batch, cost more than the validation).
+    def insert_valid(self, batch: pa.Table, table: str, loaded_at) -> pa.Table | None:
+        """Validate ``batch`` and insert its valid rows into ``table`` (the warehouse's
+        ``raw.events``) in one statement: the rows go from the Arrow lines straight into the
+        table, on all threads, without being written anywhere in between (the parquet spool
+        of earlier versions cost ~25 % of the whole load, BENCHMARKS.md).
 
-        One ``COPY ... PARTITION_BY`` writes both outcomes; the rare invalid rows go to a
-        separate partition with their reason in ``event_name`` and the line in
-        ``properties`` (columns otherwise unused for them) and are read back as a table
-        (``_file``, ``_line``, ``raw_line``, ``reason``). Returns (valid-row parquet files, the
-        invalid rows or None). zstd: half the size of snappy for the same CPU here, and dlt
-        keeps a run's files in its load package until the next run.
+        Returns the rows that were not inserted (``_file``, ``_line``, ``raw_line``,
+        ``reason``), or None. An INSERT cannot also hand back the rejected rows, so they are
+        found afterwards: the batch's (``_file``, ``_line``) keys minus those of the rows
+        just appended (row ids above the table's largest before the insert: DuckDB appends
+        at the end, and one writer at a time holds the warehouse), then validated again
+        alone (a few hundred lines per 500k).
         """
-        ev = ", ".join(f'"{c}"' for c in EVENT_COLS if c not in ("event_name", "properties"))
-        packed = (
-            f"{ev}, coalesce(reason, event_name) AS event_name, "
-            "CASE WHEN reason IS NULL THEN properties ELSE raw_line END AS properties, "
-            "?::TIMESTAMPTZ AS _loaded_at, reason IS NULL AS _valid"
-        )
-        cols = ", ".join(f'"{c}"' for c in EVENT_COLS) + ", _loaded_at, _valid"
+        cols = ", ".join(f'"{c}"' for c in EVENT_COLS)
         self.con.register("batch", batch)
         try:
-            self.con.execute(
-                f"COPY (SELECT {cols} FROM (SELECT {packed} FROM ({SQL}))) TO {_q(str(out_dir))} "
-                "(FORMAT parquet, COMPRESSION zstd, PARTITION_BY (_valid))",
+            (before,) = self.con.execute(f"SELECT coalesce(max(rowid), -1) FROM {table}").fetchone()
+            (inserted,) = self.con.execute(
+                f"INSERT INTO {table} ({cols}, _loaded_at) "
+                f"SELECT {cols}, ?::TIMESTAMPTZ FROM ({SQL}) WHERE reason IS NULL",
                 [loaded_at],
-            )
+            ).fetchone()
+            if inserted == batch.num_rows:
+                return None
+            suspects = self.con.sql(
+                f"SELECT _file, _line, line FROM batch ANTI JOIN "
+                f"(SELECT _file, _line FROM {table} WHERE rowid > {int(before)}) USING (_file, _line)"
+            ).to_arrow_table()
         finally:
             self.con.unregister("batch")
-        valid = sorted((out_dir / "_valid=true").glob("*.parquet"))
-        invalid = sorted((out_dir / "_valid=false").glob("*.parquet"))
-        if not invalid:
-            return valid, None
-        names = ", ".join(_q(str(f)) for f in invalid)
-        bad = self.con.sql(
-            f"SELECT _file, _line, properties AS raw_line, event_name AS reason FROM read_parquet([{names}])"
-        ).to_arrow_table()
-        return valid, bad
+        bad = self.run(suspects).select(["_file", "_line", "raw_line", "reason"])
+        if bad.num_rows + inserted != batch.num_rows or bad.column("reason").null_count:
+            # cannot happen unless the row-id assumption breaks: fail loudly, never guess
+            raise RuntimeError(
+                f"events batch of {batch.num_rows} lines: {inserted} inserted, {bad.num_rows} "
+                f"not found in {table} ({bad.column('reason').null_count} of them valid)"
+            )
+        return bad
+
+    def checkpoint(self) -> None:
+        """Fold the inserted row groups into the database file now: after each 500k-row
+        insert this is cheaper than one checkpoint of the whole load at the end
+        (BENCHMARKS.md, fourth session)."""
+        self.con.execute("CHECKPOINT")
 
 
 EVENT_COLS = [f.name for f in EVENTS_SCHEMA if f.name != "_loaded_at"]
@@ -211,41 +215,39 @@ REJECT_COLS = [f.name for f in REJECTED_SCHEMA if f.name != "_loaded_at"]
 OUT_COLS = ["_file", "_line", "raw_line", "reason", *[c for c in EVENT_COLS if c not in ("_file", "_line")]]
 
 
-@dataclass(frozen=True)
-class SpooledEvents:
-    """Valid ``raw.events`` rows that DuckDB wrote to a parquet file (dlt imports it)."""
-
-    path: Path
-    rows: int
-
-
 class LineValidator:
-    """Collects lines of one or more files and validates them in batches.
+    """Collects lines of one or more files, validates them in batches and appends the
+    results to the warehouse tables ``events_table`` / ``rejected_table`` through
+    ``con`` (a connection to the warehouse).
 
     ``add_text_lines`` / ``add_arrow_lines`` take lines that are valid UTF-8 (the DuckDB
     fast path); ``add_byte_lines`` takes raw lines of a file that is not (strict Python
     path, which quarantines the invalid ones as ``invalid_utf8``); ``add_reject`` adds a
-    file-level quarantine row. ``flush`` returns the ``raw.events`` rows (parquet files in
-    ``spool_dir`` written by DuckDB, plus Arrow tables from the Python path), the
-    ``raw.events_rejected`` rows, and keeps per-file (loaded, rejected) counts.
+    file-level quarantine row. ``flush`` hands the pending lines to DuckDB; per-file
+    (loaded, rejected) counts are complete after ``flush(wait=True)``.
+
+    Every write to the warehouse runs on one worker thread, in order: DuckDB validates and
+    inserts a batch there (releasing the GIL) while the caller reads and splits the next
+    files, and a CHECKPOINT never meets another of our write transactions.
     """
 
-    def __init__(self, loaded_at, spool_dir: Path, threads: int | None = None):
+    def __init__(self, loaded_at, con: duckdb.DuckDBPyConnection, events_table: str, rejected_table: str):
         from nightjar.ingest.validate import BatchBuilder
 
         self.loaded_at = loaded_at
-        self.spool_dir = Path(spool_dir)
-        self.duck = DuckDBValidator(threads or os.cpu_count() or 2)
+        self.events_table = events_table
+        self.rejected_table = rejected_table
+        self.duck = DuckDBValidator(con=con.cursor())
         self.python = BatchBuilder(loaded_at)
         self._files: list[pa.Array] = []
         self._lines: list[pa.Array] = []
         self._texts: list[pa.Array] = []
-        self._spooled = 0
         self._added: dict[str, int] = {}  # lines per file in the pending batch
         self.pending = 0
         self.counts: dict[str, list[int]] = {}
         self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="events-validate")
         self._in_flight: Future | None = None
+        self._appends: list[Future] = []
 
     def close(self) -> None:
         if self._in_flight is not None:  # an aborted run: let DuckDB finish before closing
@@ -299,18 +301,13 @@ class LineValidator:
         c[0] += loaded
         c[1] += rejected
 
-    def flush(self, wait: bool = False) -> tuple[list[pa.Table | SpooledEvents], pa.Table | None]:
-        """Start validating the pending lines and return what is finished.
+    def flush(self, wait: bool = False) -> None:
+        """Start validating the pending lines; collect the batch submitted before.
 
-        DuckDB validates a batch in a worker thread (it releases the GIL) while the caller
-        reads and splits the next files; this returns the results of the batch submitted
-        before, so one batch is in flight at a time. ``wait=True`` (the last call) also
-        waits for the batch it submits. Per-file counts are complete after that call.
-        """
-        events: list[pa.Table | SpooledEvents] = []
-        rejected: list[pa.Table] = []
+        One batch is in flight at a time. ``wait=True`` (the last call) also waits for the
+        batch it submits and for every append, re-raising the first error."""
         if self._in_flight is not None and (wait or self.pending):
-            self._collect(self._in_flight.result(), events, rejected)
+            self._collect(self._in_flight.result())
             self._in_flight = None
         if self.pending:
             # chunked columns (one chunk per file slice): DuckDB scans them as they are,
@@ -324,35 +321,46 @@ class LineValidator:
             )
             added = self._added
             self._files, self._lines, self._texts, self.pending, self._added = [], [], [], 0, {}
-            self._spooled += 1
-            out_dir = self.spool_dir / f"batch-{self._spooled:06d}"
-            self._in_flight = self._pool.submit(self._validate, batch, out_dir, added)
+            self._in_flight = self._pool.submit(self._validate, batch, added)
             if wait:
-                self._collect(self._in_flight.result(), events, rejected)
+                self._collect(self._in_flight.result())
                 self._in_flight = None
         py_events = self.python.take_events()
         if py_events is not None:
-            events.append(py_events)
+            self._append(self.events_table, py_events)
         py_rejected = self.python.take_rejected()
         if py_rejected is not None:
-            rejected.append(py_rejected)
-        return events, _concat(rejected)
+            self._append(self.rejected_table, py_rejected)
+        if wait:
+            appends, self._appends = self._appends, []
+            for f in appends:
+                f.result()
 
-    def _validate(self, batch: pa.Table, out_dir: Path, added: dict[str, int]):
-        files, bad = self.duck.run_to_parquet(batch, out_dir, self.loaded_at)
-        return files, bad, added
+    def _validate(self, batch: pa.Table, added: dict[str, int]):
+        bad = self.duck.insert_valid(batch, self.events_table, self.loaded_at)
+        self.duck.checkpoint()
+        return bad, added
 
-    def _collect(self, result, events: list, rejected: list) -> None:
-        files, bad, added = result
+    def _append(self, table: str, rows: pa.Table) -> None:
+        self._appends.append(self._pool.submit(self._append_now, table, rows))
+
+    def _append_now(self, table: str, rows: pa.Table) -> None:
+        self.duck.con.register("rows", rows)
+        try:
+            self.duck.con.execute(f"INSERT INTO {table} BY NAME SELECT * FROM rows")
+        finally:
+            self.duck.con.unregister("rows")
+
+    def _collect(self, result) -> None:
+        bad, added = result
         if bad is not None:
             for f, cnt in zip(*_value_counts(bad.column("_file"))):
                 added[f] -= cnt  # counted by _quarantine / the Python path instead
-            rejected.extend(self._quarantine(bad))
+            self._quarantine(bad)
         for f, cnt in added.items():
             self._count(f, cnt, 0)
-        events.extend(SpooledEvents(path, pq.read_metadata(path).num_rows) for path in files)
 
-    def _quarantine(self, bad: pa.Table) -> list[pa.Table]:
+    def _quarantine(self, bad: pa.Table) -> None:
         """Rows the DuckDB query rejected: lines it cannot judge strictly go to the Python
         validator; the rest become ``raw.events_rejected`` rows."""
         import pyarrow.compute as pc
@@ -365,14 +373,15 @@ class LineValidator:
             self.add_byte_lines(f, [(ln, line.encode("utf-8"))])
         quarantined = bad.filter(pc.invert(needs_py))
         if not quarantined.num_rows:
-            return []
+            return
         lines = quarantined.column("raw_line").to_pylist()
         reasons = quarantined.column("reason").to_pylist()
         raw = [raw_text(l.encode("utf-8")) if r == "line_too_large" else l for l, r in zip(lines, reasons)]
         n = quarantined.num_rows
         for f, cnt in zip(*_value_counts(quarantined.column("_file"))):
             self._count(f, 0, cnt)
-        return [
+        self._append(
+            self.rejected_table,
             pa.Table.from_arrays(
                 [
                     pa.array(raw, pa.string()),
@@ -382,18 +391,10 @@ class LineValidator:
                     pa.array([self.loaded_at] * n, REJECTED_SCHEMA.field("_loaded_at").type),
                 ],
                 schema=REJECTED_SCHEMA,
-            )
-        ]
+            ),
+        )
 
 
 def _value_counts(arr) -> tuple[list, list]:
     vc = arr.value_counts()
     return vc.field("values").to_pylist(), vc.field("counts").to_pylist()
-
-
-def _concat(tables: list[pa.Table]) -> pa.Table | None:
-    if not tables:
-        return None
-    if len(tables) == 1:
-        return tables[0]
-    return pa.concat_tables(tables)

@@ -22,7 +22,7 @@ import duckdb
 from dlt.destinations.impl.duckdb.configuration import DuckDbCredentials
 
 from nightjar.ingest.destination import warehouse
-from nightjar.ingest.events import BATCH_ROWS, EventsRunStats, events_source
+from nightjar.ingest.events import BATCH_ROWS, LOAD_RESULTS, EventsRunStats, events_source
 from nightjar.ingest.shop import SHOP_TABLES, shop_source
 from nightjar.settings import Settings, get_settings
 from nightjar.warehouse_lock import warehouse_lock
@@ -108,6 +108,13 @@ def _load_events(settings: Settings, batch_rows: int) -> dict:
         info.raise_on_failed_jobs()
         if resuming:
             _drop_replayed_rows(pipeline)
+    # the load job counted the lines (nightjar.ingest.events.load_manifest)
+    counted = {r.file: r for r in LOAD_RESULTS.pop(stats.load_id, [])} if stats.load_id else {}
+    for f in stats.files:
+        if f.file in counted:
+            r = counted[f.file]
+            f.lines_read, f.rows_loaded, f.rows_rejected, f.fault, f.error = (
+                r.lines_read, r.rows_loaded, r.rows_rejected, r.fault, r.error)
     files = [f.as_dict() for f in stats.files]
     summary = {
         "pipeline": EVENTS_PIPELINE,
