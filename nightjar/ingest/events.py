@@ -178,13 +178,9 @@ def _signature(path: Path) -> str:
 
 def read_file(path: Path) -> tuple[bytes, str | None, str | None]:
     """Return ``(content, fault, message)``; content is what could be decoded."""
-    try:
-        st = os.stat(path)
-    except OSError as exc:
-        return b"", "unreadable_file", f"{type(exc).__name__}: {exc}"
-    if not stat.S_ISREG(st.st_mode):
-        kind = "a directory" if stat.S_ISDIR(st.st_mode) else "not a regular file"
-        return b"", "not_a_file", f"{path.name} is {kind}"
+    fault, message = _stat_fault(path)
+    if fault is not None:
+        return b"", fault, message
     try:
         fh = open(path, "rb")
     except OSError as exc:
@@ -325,9 +321,9 @@ def _import_manifest(path: Path, entries: int):
     return DataItemWithMeta(ImportFileMeta(str(path), metrics, "jsonl", None, False), None)
 
 
-def probe_file(path: Path) -> tuple[str | None, str | None]:
-    """A file-level fault known before reading: ``(fault, message)`` or ``(None, None)``.
-    Decided at extract time, because it decides the state (retry later vs loaded)."""
+def _stat_fault(path: Path) -> tuple[str | None, str | None]:
+    """``unreadable_file`` when the entry cannot be stat'ed, ``not_a_file`` when it is not
+    a regular file, else ``(None, None)``."""
     try:
         st = os.stat(path)
     except OSError as exc:
@@ -335,6 +331,15 @@ def probe_file(path: Path) -> tuple[str | None, str | None]:
     if not stat.S_ISREG(st.st_mode):
         kind = "a directory" if stat.S_ISDIR(st.st_mode) else "not a regular file"
         return "not_a_file", f"{path.name} is {kind}"
+    return None, None
+
+
+def probe_file(path: Path) -> tuple[str | None, str | None]:
+    """A file-level fault known before reading: ``(fault, message)`` or ``(None, None)``.
+    Decided at extract time, because it decides the state (retry later vs loaded)."""
+    fault, message = _stat_fault(path)
+    if fault is not None:
+        return fault, message
     try:
         open(path, "rb").close()
     except OSError as exc:
@@ -412,31 +417,25 @@ def load_manifest(con, manifest: Path, tables: dict[str, str]) -> list[FileResul
             if len(validator) >= batch_rows:
                 validator.flush()
         validator.flush(wait=True)
+        for res in results:
+            res.rows_loaded, res.rows_rejected = validator.counts.get(res.file, (0, 0))
+            if res.lines_read != res.rows_loaded + res.rows_rejected:  # would be a bug
+                raise RuntimeError(f"events file {res.file}: reconciliation failed {res}")
+        n = len(results)
+        validator.append(tables["events_load_log"], pa.Table.from_arrays(
+            [
+                pa.array([r.file for r in results], pa.string()),
+                pa.array([r.lines_read for r in results], pa.int64()),
+                pa.array([r.rows_loaded for r in results], pa.int64()),
+                pa.array([r.rows_rejected for r in results], pa.int64()),
+                pa.array([header["load_id"]] * n, pa.string()),
+                pa.array([loaded_at] * n, LOAD_LOG_SCHEMA.field("_loaded_at").type),
+            ],
+            schema=LOAD_LOG_SCHEMA,
+        ))
+        validator.flush(wait=True)  # waits for that append
     finally:
         validator.close()
-
-    for res in results:
-        res.rows_loaded, res.rows_rejected = validator.counts.get(res.file, (0, 0))
-        if res.lines_read != res.rows_loaded + res.rows_rejected:  # would be a bug
-            raise RuntimeError(f"events file {res.file}: reconciliation failed {res}")
-    n = len(results)
-    log_table = pa.Table.from_arrays(
-        [
-            pa.array([r.file for r in results], pa.string()),
-            pa.array([r.lines_read for r in results], pa.int64()),
-            pa.array([r.rows_loaded for r in results], pa.int64()),
-            pa.array([r.rows_rejected for r in results], pa.int64()),
-            pa.array([header["load_id"]] * n, pa.string()),
-            pa.array([loaded_at] * n, LOAD_LOG_SCHEMA.field("_loaded_at").type),
-        ],
-        schema=LOAD_LOG_SCHEMA,
-    )
-    cur = con.cursor()
-    try:
-        cur.register("load_log", log_table)
-        cur.execute(f"INSERT INTO {tables['events_load_log']} BY NAME SELECT * FROM load_log")
-    finally:
-        cur.close()
     LOAD_RESULTS[header["load_id"]] = results
     return results
 

@@ -327,10 +327,10 @@ class LineValidator:
                 self._in_flight = None
         py_events = self.python.take_events()
         if py_events is not None:
-            self._append(self.events_table, py_events)
+            self.append(self.events_table, py_events)
         py_rejected = self.python.take_rejected()
         if py_rejected is not None:
-            self._append(self.rejected_table, py_rejected)
+            self.append(self.rejected_table, py_rejected)
         if wait:
             appends, self._appends = self._appends, []
             for f in appends:
@@ -341,7 +341,9 @@ class LineValidator:
         self.duck.checkpoint()
         return bad, added
 
-    def _append(self, table: str, rows: pa.Table) -> None:
+    def append(self, table: str, rows: pa.Table) -> None:
+        """Append Arrow ``rows`` to the warehouse table ``table`` (by column name), on the
+        worker thread after what is already queued; ``flush(wait=True)`` waits for it."""
         self._appends.append(self._pool.submit(self._append_now, table, rows))
 
     def _append_now(self, table: str, rows: pa.Table) -> None:
@@ -380,7 +382,7 @@ class LineValidator:
         n = quarantined.num_rows
         for f, cnt in zip(*_value_counts(quarantined.column("_file"))):
             self._count(f, 0, cnt)
-        self._append(
+        self.append(
             self.rejected_table,
             pa.Table.from_arrays(
                 [
