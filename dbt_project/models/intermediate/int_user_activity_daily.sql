@@ -5,12 +5,13 @@
   2 product_viewed, 3 product_added_to_cart, 4 checkout_started, 5 purchase_completed,
   0 none of these (fct_funnel_daily counts a user at every step up to it).
 
-  Incremental (delete+insert on user_key): a nightly run rewrites only the user_keys whose
-  events or stitching changed since this table's watermark (`_max_loaded_at`), and for
-  each of them recomputes only the days from its first change on (`changed_from`,
-  macros/touched_keys.sql: new, late and re-delivered events, devices that changed hands,
-  backfill windows); its earlier days are copied from this table. The post-hook deletes
-  the rows of anonymous_ids that are now identified (their events moved to the user).
+  Incremental (macros/replace_changed_users.sql): a nightly run recomputes only the
+  user_keys whose events or stitching changed since this table's watermark
+  (`_max_loaded_at`), and for each of them only the days from its first change on
+  (`changed_from`, macros/touched_keys.sql: new, late and re-delivered events, devices that
+  changed hands, backfill windows); the strategy replaces those days of the user
+  (`replaced_rows`) with this run's rows, its earlier days stay. The post-hook deletes the
+  rows of anonymous_ids that are now identified (their events moved to the user).
   Equal to a full refresh.
 #}
 -- depends_on: {{ ref('stg_events') }}
@@ -19,8 +20,8 @@
 {{
   config(
     materialized='incremental',
-    unique_key='user_key',
-    incremental_strategy='delete+insert',
+    incremental_strategy='replace_changed_users',
+    replaced_rows='stored.activity_date >= ' ~ nightjar.to_date('changed_from'),
     on_schema_change='append_new_columns',
     post_hook=["{{ nightjar.delete_identified_anonymous_keys() }}"]
   )
@@ -38,21 +39,11 @@ change_points as (
 recompute_points as (
 
     -- a user's days before its first change are unchanged: recompute from that day on
+    -- (the strategy replaces the stored rows from that day on: `replaced_rows` above)
     select
         user_key,
-        {{ nightjar.to_date('changed_from') }} as recompute_from_date,
         cast({{ nightjar.to_date('changed_from') }} as {{ dbt.type_timestamp() }}) as recompute_from
     from change_points
-
-),
-
-kept_days as (
-
-    select activity.*
-    from {{ this }} as activity
-    inner join recompute_points
-        on activity.user_key = recompute_points.user_key
-    where activity.activity_date < recompute_points.recompute_from_date
 
 ),
 
@@ -105,8 +96,3 @@ daily as (
 
 select user_key, activity_date, events, first_event_at, funnel_step, _max_loaded_at
 from daily
-{% if is_incremental() %}
-union all
-select user_key, activity_date, events, first_event_at, funnel_step, _max_loaded_at
-from kept_days
-{% endif %}

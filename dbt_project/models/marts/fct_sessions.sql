@@ -4,19 +4,21 @@
   is greater than `session_timeout_minutes` (30). Not split at midnight; belongs to the
   UTC date it starts.
 
-  Incremental (delete+insert on user_key): a nightly run rewrites only the user_keys whose
-  events or stitching changed since the watermark (`_max_loaded_at` = newest
-  `_last_loaded_at` of the events already sessionised), each from its first change on
-  (`changed_from`, macros/touched_keys.sql): new days, late events (any lateness) and
+  Incremental (macros/replace_changed_users.sql): a nightly run recomputes only the
+  user_keys whose events or stitching changed since the watermark (`_max_loaded_at` =
+  newest `_last_loaded_at` of the events already sessionised), each from its first change
+  on (`changed_from`, macros/touched_keys.sql): new days, late events (any lateness) and
   retried duplicates at their timestamps; a device that changes hands (is identified, or
   by someone else) for its new owner, its previous owner and itself, from its first
   anonymous event. A user's sessions that end more than the timeout before its first
-  change cannot be affected: they are copied from this table (numbering continues after
-  them) and its later events are re-sessionised. A backfill (vars backfill_start /
+  change cannot be affected: they stay in the table (numbering continues after them), and
+  the strategy replaces the user's later sessions (`replaced_rows`) with this run's rows,
+  which re-sessionise its events from there. A backfill (vars backfill_start /
   backfill_end, macros/backfill.sql) re-sessionises the users with events in the window
   over their whole history (= a full refresh for them).
-  A user_key that disappears (an anonymous_id that got identified) has no rows in the new
-  batch, so the post-hook deletes its stale sessions. The result equals a full refresh.
+  A user_key that disappears (an anonymous_id that got identified) loses its replaced
+  sessions and gets no new ones; the post-hook deletes any it has left. The result equals
+  a full refresh.
 #}
 -- depends_on: {{ ref('stg_events') }}
 -- depends_on: {{ ref('int_identity_map') }}
@@ -24,8 +26,8 @@
 {{
   config(
     materialized='incremental',
-    unique_key='user_key',
-    incremental_strategy='delete+insert',
+    incremental_strategy='replace_changed_users',
+    replaced_rows=dbt.dateadd('minute', var('session_timeout_minutes'), 'stored.session_end') ~ ' >= changed_from',
     on_schema_change='append_new_columns',
     post_hook=["{{ nightjar.delete_identified_anonymous_keys() }}"]
   )
@@ -43,7 +45,8 @@ change_points as (
 stored_sessions as (
 
     -- the changed users' sessions in this table; those that end more than the timeout
-    -- before the user's first change are not affected by it and are kept
+    -- before the user's first change are not affected by it and are kept (the strategy
+    -- replaces the others: `replaced_rows` above is the negation of is_kept)
     select
         sessions.*,
         {{ dbt.dateadd('minute', var('session_timeout_minutes'), 'sessions.session_end') }} < change_points.changed_from as is_kept
@@ -243,13 +246,3 @@ new_sessions as (
 )
 
 select * from new_sessions
-{% if is_incremental() %}
-union all
-select
-    session_id, user_key, customer_id, session_date, session_start, session_end, duration_seconds,
-    events, page_views, product_views, cart_adds, checkouts, purchases, is_engaged, is_bounce,
-    converted, landing_page, referrer, utm_source, utm_medium, utm_campaign, device_type,
-    country, session_number, _max_loaded_at
-from stored_sessions
-where is_kept
-{% endif %}
