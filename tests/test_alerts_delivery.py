@@ -1,5 +1,5 @@
 """Delivery through the outbox to real local receivers: an HTTP server (Slack + webhook) and
-an SMTP server (aiosmtpd). Channel outages, Retry-After, dead letters and secret hygiene."""
+an SMTP server (aiosmtpd, plain and with STARTTLS + AUTH). Channel outages, Retry-After, dead letters and secret hygiene."""
 from __future__ import annotations
 
 import email
@@ -8,6 +8,8 @@ import hmac
 import json
 import logging
 import socket
+import ssl
+import subprocess
 import threading
 from datetime import date, datetime, timedelta, timezone
 from email import policy
@@ -16,6 +18,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import duckdb
 import pytest
 from aiosmtpd.controller import Controller
+from aiosmtpd.smtp import AuthResult
 
 from nightjar.alerts import engine, outbox, sample
 from nightjar.alerts.channels import build_senders
@@ -262,3 +265,101 @@ def test_secrets_never_reach_logs_or_the_warehouse(caplog):
         str(r) for r in con.execute("select * from alerts.alert_events").fetchall()])
     for secret in ("xoxsecretslacktoken123", "T0SECRET", "webhooktokensecret99", HMAC_KEY, SMTP_PASSWORD):
         assert secret not in dump, secret
+
+
+# --- STARTTLS (the default: NIGHTJAR_SMTP_STARTTLS=true, port 587) ------------------------
+
+SMTP_USER = "alerts-bot"
+
+
+@pytest.fixture
+def tls_cert(tmp_path):
+    """A self-signed certificate for 127.0.0.1 (the openssl CLI of the machine)."""
+    cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", str(key),
+                    "-out", str(cert), "-days", "1", "-subj", "/CN=127.0.0.1",
+                    "-addext", "subjectAltName=IP:127.0.0.1"], check=True, capture_output=True)
+    return cert, key
+
+
+class TlsSmtpSink(SmtpSink):
+    """Records, per message, whether the session had been upgraded to TLS and who logged in."""
+
+    def __init__(self):
+        super().__init__()
+        self.sessions: list[dict] = []
+        self.logins: list[tuple[bytes, bytes]] = []
+
+    async def handle_DATA(self, server, session, envelope):  # noqa: N802
+        self.sessions.append({"tls": session.ssl is not None, "authenticated": session.authenticated})
+        return await super().handle_DATA(server, session, envelope)
+
+    def authenticate(self, server, session, envelope, mechanism, auth_data):
+        self.logins.append((auth_data.login, auth_data.password))
+        ok = auth_data.login == SMTP_USER.encode() and auth_data.password == SMTP_PASSWORD.encode()
+        return AuthResult(success=ok)
+
+
+def _tls_server(sink, cert, key, **params):
+    ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    ctx.load_cert_chain(str(cert), str(key))
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    controller = Controller(sink, hostname="127.0.0.1", port=port, tls_context=ctx, require_starttls=True,
+                            authenticator=sink.authenticate, auth_required=True, **params)
+    controller.start()
+    return controller, port
+
+
+def _starttls_env(receiver, port):
+    return _env(receiver, port, NIGHTJAR_SMTP_STARTTLS="true", NIGHTJAR_SMTP_USER=SMTP_USER)
+
+
+def test_email_goes_over_starttls_and_logs_in_only_after_the_upgrade(receiver, tls_cert, monkeypatch):
+    cert, key = tls_cert
+    monkeypatch.setenv("SSL_CERT_FILE", str(cert))  # the client trusts this server's certificate
+    sink = TlsSmtpSink()
+    controller, port = _tls_server(sink, cert, key)
+    try:
+        config = load_config(_starttls_env(receiver, port))
+        assert config.smtp is not None and config.smtp.starttls
+        con, rs = _incident_warehouse(config, ["email"])
+        report = outbox.deliver(con, config, build_senders(config))
+    finally:
+        controller.stop()
+    assert report.sent == 3 and report.pending == 0
+    assert len(sink.messages) == 3
+    # every message arrived on an upgraded, authenticated session; the password was sent once per
+    # connection, and only after STARTTLS (the server refuses AUTH before it: auth_require_tls)
+    assert sink.sessions == [{"tls": True, "authenticated": True}] * 3
+    assert sink.logins == [(SMTP_USER.encode(), SMTP_PASSWORD.encode())] * 3
+    assert {m["Idempotency-Key"] for m in sink.messages} == {
+        r[0] for r in con.execute("select idempotency_key from alerts.outbox where channel = 'email'").fetchall()}
+
+
+def test_starttls_never_falls_back_to_plain_text(receiver, tls_cert, smtp, monkeypatch):
+    cert, key = tls_cert
+    # a server that does not offer STARTTLS: the mail is not sent in clear, the row stays queued
+    plain_sink, plain_port = smtp
+    config = load_config(_starttls_env(receiver, plain_port))
+    con, _ = _incident_warehouse(config, ["email"], series=(40, 0))
+    report = outbox.deliver(con, config, build_senders(config))
+    assert report.sent == 0 and report.pending == 1 and plain_sink.messages == []
+    (error,) = con.execute("select last_error from alerts.outbox where channel = 'email'").fetchone()
+    assert "STARTTLS" in error and SMTP_PASSWORD not in error
+
+    # a server whose certificate the client does not trust: refused, not delivered
+    monkeypatch.delenv("SSL_CERT_FILE", raising=False)
+    sink = TlsSmtpSink()
+    controller, port = _tls_server(sink, cert, key)
+    try:
+        config = load_config(_starttls_env(receiver, port))
+        con, _ = _incident_warehouse(config, ["email"], series=(40, 0))
+        report = outbox.deliver(con, config, build_senders(config))
+    finally:
+        controller.stop()
+    assert report.sent == 0 and report.pending == 1
+    assert sink.messages == [] and sink.logins == []
+    (error,) = con.execute("select last_error from alerts.outbox where channel = 'email'").fetchone()
+    assert "CERTIFICATE_VERIFY_FAILED" in error
