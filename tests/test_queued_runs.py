@@ -11,9 +11,9 @@ and step timings are read back through GraphQL.
 from __future__ import annotations
 
 import os
+import sqlite3
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import duckdb
@@ -100,8 +100,6 @@ def test_twenty_queued_runs_take_turns_on_the_warehouse(tmp_path: Path) -> None:
     # twenty loads of the same sources: every row once
     con = duckdb.connect(str(shop / "warehouse.duckdb"), read_only=True)
     try:
-        import sqlite3
-
         src = sqlite3.connect(shop / "shop.sqlite")
         try:
             for table in ("orders", "customers", "order_items"):
