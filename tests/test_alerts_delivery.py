@@ -7,13 +7,14 @@ import hashlib
 import hmac
 import json
 import logging
-import socket
 import ssl
 import subprocess
+import sys
 import threading
 from datetime import date, datetime, timedelta, timezone
 from email import policy
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 
 import duckdb
 import pytest
@@ -24,6 +25,9 @@ from nightjar.alerts import engine, outbox, sample
 from nightjar.alerts.channels import build_senders
 from nightjar.alerts.config import load_config
 from nightjar.alerts.rules import parse_rules
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from ui_helpers import free_port  # noqa: E402
 
 SLACK_SECRET_PATH = "/services/T0SECRET/B0SECRET/xoxsecretslacktoken123"
 HMAC_KEY = "hmac-key-that-must-never-leak-42"
@@ -89,9 +93,7 @@ def receiver():
 @pytest.fixture
 def smtp():
     sink = SmtpSink()
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
+    port = free_port()
     controller = Controller(sink, hostname="127.0.0.1", port=port)
     controller.start()
     yield sink, port
@@ -242,9 +244,7 @@ def test_unconfigured_channel_routes_to_fallback(caplog):
 
 def test_secrets_never_reach_logs_or_the_warehouse(caplog):
     # nothing listens on this port: the HTTP error quotes the URL, which must be redacted
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        dead_port = s.getsockname()[1]
+    dead_port = free_port()
     env = {"NIGHTJAR_SLACK_WEBHOOK_URL": f"http://127.0.0.1:{dead_port}{SLACK_SECRET_PATH}",
            "NIGHTJAR_WEBHOOK_URL": f"http://127.0.0.1:{dead_port}/hook?token=webhooktokensecret99",
            "NIGHTJAR_WEBHOOK_SECRET": HMAC_KEY, "NIGHTJAR_SMTP_HOST": "127.0.0.1",
@@ -300,14 +300,12 @@ class TlsSmtpSink(SmtpSink):
         return AuthResult(success=ok)
 
 
-def _tls_server(sink, cert, key, **params):
+def _tls_server(sink, cert, key):
     ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
     ctx.load_cert_chain(str(cert), str(key))
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
+    port = free_port()
     controller = Controller(sink, hostname="127.0.0.1", port=port, tls_context=ctx, require_starttls=True,
-                            authenticator=sink.authenticate, auth_required=True, **params)
+                            authenticator=sink.authenticate, auth_required=True)
     controller.start()
     return controller, port
 

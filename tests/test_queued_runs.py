@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import os
 import sqlite3
-import subprocess
 import sys
 from pathlib import Path
 
@@ -21,12 +20,19 @@ import pytest
 import yaml
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from ui_helpers import REPO, RUN_DONE, VENV_BIN, dagster_dev, wait_location_loaded, wait_until  # noqa: E402
+from ui_helpers import (  # noqa: E402
+    REPO,
+    RUN_DONE,
+    SETTINGS_VARS,
+    dagster_dev,
+    simulate_shop,
+    wait_location_loaded,
+    wait_until,
+)
 
 pytestmark = pytest.mark.slow
 
 RUNS = 20
-SETTINGS_VARS = ("NIGHTJAR_DATA_DIR", "NIGHTJAR_WAREHOUSE", "NIGHTJAR_SHOP_DB_URL", "NIGHTJAR_ALERTS_FILE")
 
 LAUNCH = """
 mutation Launch($params: ExecutionParams!) { launchRun(executionParams: $params) { __typename
@@ -54,9 +60,7 @@ def _max_overlap(intervals: list[tuple[float, float]]) -> int:
 
 def test_twenty_queued_runs_take_turns_on_the_warehouse(tmp_path: Path) -> None:
     shop = tmp_path / "shop"
-    cmd = [str(VENV_BIN / "nightjar"), "simulate", "--out", str(shop), "--days", "14", "--customers", "60", "--seed", "3"]
-    proc = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, timeout=300)
-    assert proc.returncode == 0, proc.stderr[-3000:]
+    simulate_shop(shop, days=14, customers=60, seed=3)
     env = {k: v for k, v in os.environ.items() if k not in SETTINGS_VARS}
     env["NIGHTJAR_DATA_DIR"] = str(shop)
     instance_yaml = yaml.safe_load((REPO / "dagster_project" / "dagster.yaml").read_text())

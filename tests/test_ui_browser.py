@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import os
 import shutil
-import subprocess
 import sys
 import time
 from pathlib import Path
@@ -25,7 +24,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from ui_helpers import (  # noqa: E402
     CHROMIUM,
     REPO,
-    VENV_BIN,
+    SETTINGS_VARS,
     DagsterDev,
     asset_keys_of,
     automation_of,
@@ -36,6 +35,7 @@ from ui_helpers import (  # noqa: E402
     mark_nux_seen,
     new_dagster_page,
     open_asset_graph,
+    simulate_shop,
     turn_on_in_ui,
     wait_location_loaded,
     wait_run_success,
@@ -60,13 +60,6 @@ EXPECTED_TABLES = (
     "alerts.alert_events",
 )
 RUN_TIMEOUT_S = 300
-SETTINGS_VARS = ("NIGHTJAR_DATA_DIR", "NIGHTJAR_WAREHOUSE", "NIGHTJAR_SHOP_DB_URL", "NIGHTJAR_ALERTS_FILE")
-
-
-def simulate_shop(out: Path) -> None:
-    cmd = [str(VENV_BIN / "nightjar"), "simulate", "--out", str(out), "--days", "60", "--customers", "200", "--seed", "7"]
-    proc = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, timeout=300)
-    assert proc.returncode == 0, f"{' '.join(cmd)} failed:\n{proc.stdout[-2000:]}\n{proc.stderr[-4000:]}"
 
 
 def materialize_all_and_turn_on_automation(

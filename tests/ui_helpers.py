@@ -33,6 +33,16 @@ CHROMIUM_ARGS = [
 
 # Run statuses of Dagster's GraphQL API.
 RUN_DONE = {"SUCCESS", "FAILURE", "CANCELED"}
+# Settings a `dagster dev` child must not inherit from the caller's shell: it sees only its shop.
+SETTINGS_VARS = ("NIGHTJAR_DATA_DIR", "NIGHTJAR_WAREHOUSE", "NIGHTJAR_SHOP_DB_URL", "NIGHTJAR_ALERTS_FILE")
+
+
+def simulate_shop(out: Path, *, days: int = 60, customers: int = 200, seed: int = 7) -> None:
+    """`nightjar simulate` into `out` (landing files + shop.sqlite), as a user would run it."""
+    cmd = [str(VENV_BIN / "nightjar"), "simulate", "--out", str(out), "--days", str(days),
+           "--customers", str(customers), "--seed", str(seed)]
+    proc = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, f"{' '.join(cmd)} failed:\n{proc.stdout[-2000:]}\n{proc.stderr[-4000:]}"
 
 
 def free_port() -> int:
