@@ -7,6 +7,9 @@ UV := $(VENV)/bin/uv
 UV_VERSION := 0.13.9
 STAMP := $(VENV)/.installed
 export NIGHTJAR_DATA_DIR ?= $(CURDIR)/data
+# Everything make starts finds the venv's tools (dbt, dagster, nightjar) first, from any
+# shell, with or without an activated venv.
+export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
 MANIFEST := dbt_project/target/manifest.json
 DBT_SOURCES := $(shell find dbt_project -type f \( -name '*.sql' -o -name '*.yml' -o -name '*.csv' \) -not -path '*/target/*' -not -path '*/logs/*' 2>/dev/null)
 PYTEST_ARGS ?=
@@ -48,10 +51,9 @@ test: install
 test-fast: install
 	$(VENV)/bin/pytest -m "not slow" $(PYTEST_ARGS)
 
+# The same Dagster instance as `make run` (DAGSTER_HOME, default <data dir>/dagster_home).
 ui: install
-	DAGSTER_HOME=$${DAGSTER_HOME:-$(CURDIR)/.dagster_home}; mkdir -p $$DAGSTER_HOME; \
-	[ -f $$DAGSTER_HOME/dagster.yaml ] || cp dagster_project/dagster.yaml $$DAGSTER_HOME/dagster.yaml; \
-	DAGSTER_HOME=$$DAGSTER_HOME $(VENV)/bin/dagster dev -w workspace.yaml -h 127.0.0.1 -p 3000
+	$(VENV)/bin/nightjar ui
 
 bench: install
 	$(VENV)/bin/nightjar bench

@@ -1,7 +1,8 @@
 """Benchmark of the ML layer: churn training + scoring and all forecast series.
 
-Builds a synthetic warehouse (ml.synthetic: staging/mart schemas of ARCHITECTURE.md) with
-N customers, then times each step exactly as the Dagster assets run it (same functions).
+Builds a synthetic warehouse (tests/ml_synthetic.py: staging/mart schemas of
+ARCHITECTURE.md) with N customers, then times each step exactly as the Dagster assets run
+it (same functions).
 
     .venv/bin/python benchmarks/bench_ml.py --customers 100000 --days 730
     .venv/bin/python benchmarks/bench_ml.py --customers 100000 --threads 2   # HGB on 2 OpenMP threads
@@ -29,7 +30,7 @@ from ml.churn.config import ChurnConfig  # noqa: E402
 from ml.churn.pipeline import gate_and_promote, score_with_promoted, train_and_register  # noqa: E402
 from ml.forecast.pipeline import evaluate_and_select, publish_forecast, update_accuracy  # noqa: E402
 from ml.registry import ModelRegistry  # noqa: E402
-from ml.synthetic import build_synthetic_warehouse  # noqa: E402
+from tests.ml_synthetic import build_synthetic_warehouse  # noqa: E402
 
 timings: dict[str, float] = {}
 

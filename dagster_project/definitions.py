@@ -1,12 +1,12 @@
 """The one Definitions object of Nightjar, loaded by workspace.yaml.
 
-Each domain package (ingestion, transform, ml, alerts, reports, orchestration) exposes
+Each domain package (ingest, transform, ml, alerts, report, orchestration) exposes
 its own `defs`; they are merged here so that adding a domain never touches the others.
 """
 import dagster as dg
 
 from dagster_project.alerts import defs as alerts
-from dagster_project.ingestion import defs as ingestion
+from dagster_project.ingest import defs as ingest
 from dagster_project.ml import defs as ml
 from dagster_project.orchestration import defs as orchestration
 from dagster_project.report import defs as report
@@ -20,7 +20,7 @@ defs = dg.Definitions.merge(
         # would only add 10-60 s of code loading to each of them.
         executor=dg.in_process_executor,
     ),
-    ingestion.defs,
+    ingest.defs,
     transform.defs,
     ml.defs,
     alerts.defs,

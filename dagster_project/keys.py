@@ -17,3 +17,28 @@ def table_key(qualified_table: str) -> dg.AssetKey:
 
 def raw_asset_key(table: str, schema: str = RAW_SCHEMA) -> dg.AssetKey:
     return table_key(f"{schema}.{table}")
+
+
+# Keys of the dbt models other domains depend on (the dbt translator names them the same way).
+DIM_CUSTOMERS = table_key("marts.dim_customers")
+FCT_SESSIONS = table_key("marts.fct_sessions")
+FCT_DAILY_METRICS = table_key("marts.fct_daily_metrics")
+FCT_RETENTION_WEEKLY = table_key("marts.fct_retention_weekly")
+FCT_FUNNEL_DAILY = table_key("marts.fct_funnel_daily")
+STG_ORDERS = table_key("staging.stg_orders")
+STG_ORDER_ITEMS = table_key("staging.stg_order_items")
+STG_PRODUCTS = table_key("staging.stg_products")
+
+# Assets written by Python.
+CHURN_CANDIDATE = table_key("ml.churn_candidate")
+CHURN_SCORES = table_key("ml.churn_scores")
+FORECAST_BACKTEST = table_key("ml.demand_forecast_backtest")
+DEMAND_FORECAST = table_key("ml.demand_forecast")
+FORECAST_ACCURACY = table_key("ml.forecast_accuracy")
+ALERT_EVENTS = table_key("alerts.alert_events")
+KPI_REPORT = table_key("reports.kpi_report")
+
+# Assets tagged weekly (model retraining) are left out of the nightly job and follow their
+# own automation condition.
+CADENCE_TAG = "nightjar/cadence"
+CADENCE_WEEKLY = {CADENCE_TAG: "weekly"}

@@ -38,9 +38,10 @@ class WarehouseResource(dg.ConfigurableResource):
         `nightjar run` (its own instance) overlapping a UI run. Read-only connections take
         it too: DuckDB refuses to open a file another process is writing.
         """
-        path = self.path
-        path.parent.mkdir(parents=True, exist_ok=True)
-        with locked_connection(path, read_only=read_only, purpose="dagster asset") as con:
+        settings = self.settings()
+        settings.warehouse.parent.mkdir(parents=True, exist_ok=True)
+        with locked_connection(settings.warehouse, read_only=read_only, purpose="dagster asset",
+                               config=settings.duckdb_config()) as con:
             yield con
 
     def lock(self, purpose: str = ""):

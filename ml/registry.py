@@ -73,6 +73,11 @@ class ModelRegistry:
     def __init__(self, root: Path):
         self.root = Path(root)
 
+    @classmethod
+    def in_artifacts(cls, artifacts_dir: Path) -> "ModelRegistry":
+        """The registry of a data directory's artifacts: ``<artifacts dir>/models``."""
+        return cls(Path(artifacts_dir) / "models")
+
     def _dir(self, name: str, version: str) -> Path:
         return self.root / name / version
 

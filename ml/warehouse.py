@@ -6,8 +6,6 @@ import hashlib
 import duckdb
 import pandas as pd
 
-ML_SCHEMA = "ml"
-
 
 def table_exists(con: duckdb.DuckDBPyConnection, qualified: str) -> bool:
     schema, table = qualified.split(".", 1)

@@ -33,6 +33,25 @@ def _cmd_run(args: argparse.Namespace) -> int:
     return 0 if result.success else 1
 
 
+def _cmd_ui(args: argparse.Namespace) -> int:
+    import os
+    from urllib.parse import urlsplit
+
+    from nightjar.dagster_home import prepare_dagster_home
+    from nightjar.settings import REPO_ROOT, get_settings
+
+    settings = get_settings()
+    home = prepare_dagster_home(settings)
+    env = {**os.environ, "DAGSTER_HOME": str(home)}
+    # Host and port from NIGHTJAR_UI_URL, the address notifications link to.
+    url = urlsplit(settings.ui_url)
+    host, port = args.host or url.hostname or "127.0.0.1", args.port or url.port or 3000
+    cmd = [os.path.join(os.path.dirname(sys.executable), "dagster"), "dev", "-w", str(REPO_ROOT / "workspace.yaml"), "-h", host, "-p", str(port)]
+    print(f"Dagster UI on http://{host}:{port}  (instance: {home})", flush=True)
+    os.chdir(REPO_ROOT)
+    os.execve(cmd[0], cmd, env)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="nightjar", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -49,6 +68,11 @@ def build_parser() -> argparse.ArgumentParser:
     run = sub.add_parser("run", help="materialise the asset graph in process and print a summary")
     run.add_argument("--select", default="*", help="Dagster asset selection (default: everything)")
     run.set_defaults(func=_cmd_run)
+
+    ui = sub.add_parser("ui", help="start the Dagster UI (dagster dev) on the instance `nightjar run` records to")
+    ui.add_argument("--host", help="default: the host of NIGHTJAR_UI_URL (127.0.0.1)")
+    ui.add_argument("--port", type=int, help="default: the port of NIGHTJAR_UI_URL (3000)")
+    ui.set_defaults(func=_cmd_ui)
 
     for module_name in _DOMAIN_COMMANDS.values():
         try:

@@ -7,12 +7,15 @@ point a whole pipeline at a temporary directory by setting ``NIGHTJAR_DATA_DIR``
 from __future__ import annotations
 
 import os
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 DBT_PROJECT_DIR = REPO_ROOT / "dbt_project"
 DEFAULT_ALERTS_FILE = REPO_ROOT / "nightjar" / "alerts" / "default_rules.yml"
+DEFAULT_PARTITIONS_START = "2024-01-01"
+_DAY_FOLDER = re.compile(r"dt=(\d{4}-\d{2}-\d{2})")
 
 
 @dataclass(frozen=True)
@@ -26,8 +29,12 @@ class Settings:
     ui_url: str = "http://127.0.0.1:3000"
     timezone: str = "UTC"
     # First day of the Dagster daily partitions (YYYY-MM-DD, in `timezone`): the earliest
-    # date a user can backfill from the UI. NIGHTJAR_PARTITIONS_START, default 2024-01-01.
-    partitions_start: str = "2024-01-01"
+    # date a user can backfill from the UI. NIGHTJAR_PARTITIONS_START, default the first
+    # `dt=` day in the landing folder (else 2024-01-01), so the partitions start with the data.
+    partitions_start: str = DEFAULT_PARTITIONS_START
+    # The Dagster instance shared by `nightjar run`, `make run` and `make ui` (run history,
+    # materialisations, checks): DAGSTER_HOME, default `<data dir>/dagster_home`.
+    dagster_home: Path | None = None
     # DuckDB resource limits for every process that opens the warehouse (dlt destination,
     # dbt profile, the ingest validator): NIGHTJAR_DUCKDB_MEMORY_LIMIT (e.g. "4GB", "60%";
     # default: DuckDB's own, 80 % of RAM), NIGHTJAR_DUCKDB_TEMP_DIRECTORY (spill directory;
@@ -87,6 +94,7 @@ class Settings:
             "NIGHTJAR_UI_URL": self.ui_url,
             "NIGHTJAR_TIMEZONE": self.timezone,
             "NIGHTJAR_PARTITIONS_START": self.partitions_start,
+            "DAGSTER_HOME": str(self.dagster_home),
             "NIGHTJAR_DUCKDB_TEMP_DIRECTORY": str(self.duckdb_temp_dir),
         }
         if self.duckdb_memory_limit:
@@ -111,7 +119,9 @@ def get_settings(environ: os._Environ[str] | dict[str, str] | None = None) -> Se
         nightly_cron=env.get("NIGHTJAR_NIGHTLY_CRON") or "0 2 * * *",
         ui_url=(env.get("NIGHTJAR_UI_URL") or "http://127.0.0.1:3000").rstrip("/"),
         timezone=env.get("NIGHTJAR_TIMEZONE") or "UTC",
-        partitions_start=env.get("NIGHTJAR_PARTITIONS_START") or "2024-01-01",
+        partitions_start=env.get("NIGHTJAR_PARTITIONS_START") or first_landing_day(data_dir / "landing" / "events")
+        or DEFAULT_PARTITIONS_START,
+        dagster_home=Path(env.get("DAGSTER_HOME") or data_dir / "dagster_home").expanduser().resolve(),
         duckdb_memory_limit=env.get("NIGHTJAR_DUCKDB_MEMORY_LIMIT") or None,
         duckdb_temp_directory=(
             Path(env["NIGHTJAR_DUCKDB_TEMP_DIRECTORY"]).expanduser().resolve()
@@ -119,3 +129,17 @@ def get_settings(environ: os._Environ[str] | dict[str, str] | None = None) -> Se
         ),
         duckdb_threads=int(env["NIGHTJAR_DUCKDB_THREADS"]) if env.get("NIGHTJAR_DUCKDB_THREADS") else None,
     )
+
+
+def landing_days(events_dir: Path) -> list[str]:
+    """The `dt=YYYY-MM-DD` days under the events landing folder, sorted (one directory
+    listing: cheap enough for every definitions load)."""
+    try:
+        return sorted(m.group(1) for e in os.scandir(events_dir) if (m := _DAY_FOLDER.fullmatch(e.name)))
+    except OSError:
+        return []
+
+
+def first_landing_day(events_dir: Path) -> str | None:
+    days = landing_days(events_dir)
+    return days[0] if days else None

@@ -45,7 +45,7 @@ def _counts_block(counts: dict[str, int]) -> list[str]:
 def _models_block(settings: Settings) -> list[str]:
     from ml.registry import ModelRegistry
 
-    registry = ModelRegistry(settings.artifacts_dir / "models")
+    registry = ModelRegistry.in_artifacts(settings.artifacts_dir)
     lines: list[str] = []
     churn = registry.promoted("churn")
     if churn is None:
@@ -98,7 +98,8 @@ def format_summary(settings: Settings) -> str:
     from nightjar.report.kpi import format_kpi_summary
 
     # under the warehouse lock: another `nightjar run` may be writing the file
-    with locked_connection(settings.warehouse, read_only=True, purpose="run summary") as con:
+    with locked_connection(settings.warehouse, read_only=True, purpose="run summary",
+                           config=settings.duckdb_config()) as con:
         counts = table_counts(con)
         if not counts:
             return f"Warehouse {settings.warehouse} is empty"
@@ -111,4 +112,23 @@ def format_summary(settings: Settings) -> str:
     if report.exists():
         lines.append(f"KPI report: file://{report}")
     lines.append(f"Dagster UI: `make ui`, then {settings.ui_url}")
+    return "\n".join(lines)
+
+
+def format_run_account(result, selected_keys, window: tuple[str, str] | None) -> str:
+    """What this run did and did not do: materialised, skipped and why, partitions covered."""
+    from dagster import DagsterEventType
+
+    materialised = {e.asset_key for e in result.all_events if e.event_type == DagsterEventType.ASSET_MATERIALIZATION}
+    skipped_steps = sorted(e.step_key for e in result.all_events if e.event_type == DagsterEventType.STEP_SKIPPED)
+    not_built = [k for k in selected_keys if k not in materialised]
+    lines = ["", f"This run: {len(materialised)} of {len(selected_keys)} selected assets materialised"
+             + (f", recorded for partitions {window[0]}..{window[1]}" if window else "")]
+    dbt_keys = [k for k in not_built if k.path[0] in ("staging", "intermediate", "marts")]
+    if dbt_keys and "nightjar_dbt_models" not in skipped_steps:
+        from nightjar.build_state import SKIP_REASON
+
+        lines.append(f"  skipped dbt build ({len(dbt_keys)} models): {SKIP_REASON}")
+    if skipped_steps:
+        lines.append(f"  skipped (their inputs were not rebuilt in this run): {', '.join(skipped_steps)}")
     return "\n".join(lines)

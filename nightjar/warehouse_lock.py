@@ -36,7 +36,7 @@ import threading
 import time
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Iterator
+from typing import Iterator, Mapping
 
 DEFAULT_TIMEOUT_SECONDS = 2 * 3600.0
 POLL_SECONDS = 0.05
@@ -127,15 +127,18 @@ def warehouse_lock(
 
 
 @contextmanager
-def locked_connection(warehouse: Path | str, *, read_only: bool = False, purpose: str = "") -> Iterator:
+def locked_connection(warehouse: Path | str, *, config: Mapping[str, str | int], read_only: bool = False,
+                      purpose: str = "") -> Iterator:
     """A DuckDB connection to ``warehouse``, opened and closed under its lock.
 
+    ``config`` is the DuckDB configuration of the warehouse (``Settings.duckdb_config()``:
+    memory limit, temp directory, threads), so every process stays within the limits.
     Readers take the lock too: DuckDB refuses to open a file another process is writing,
     and a writer's open fails while another process has the file open read-only."""
     import duckdb  # here, so `python -m nightjar.warehouse_lock` stays light
 
     with warehouse_lock(warehouse, purpose=purpose):
-        con = duckdb.connect(str(warehouse), read_only=read_only)
+        con = duckdb.connect(str(warehouse), read_only=read_only, config=dict(config))
         try:
             yield con
         finally:

@@ -10,8 +10,9 @@ import dagster as dg
 import duckdb
 import pytest
 
-from dagster_project.alerts.assets import ALERT_EVENTS_KEY, DAILY_METRICS_KEY, FORECAST_KEY, alert_events
+from dagster_project.alerts.assets import alert_events
 from dagster_project.alerts.defs import defs as alerts_defs
+from dagster_project.keys import ALERT_EVENTS, DEMAND_FORECAST, FCT_DAILY_METRICS
 from dagster_project.alerts.sensors import alerts_housekeeping, alerts_on_new_data, alerts_on_run_failure
 from dagster_project.resources import WarehouseResource
 from nightjar.alerts import sample
@@ -25,7 +26,7 @@ def instance():
         yield inst
 
 
-def _materialize_mart(instance, key=DAILY_METRICS_KEY):
+def _materialize_mart(instance, key=FCT_DAILY_METRICS):
     instance.report_runless_asset_event(dg.AssetMaterialization(asset_key=key))
 
 
@@ -38,7 +39,7 @@ def test_new_data_sensor_requests_one_run_per_batch_and_advances_its_cursor(inst
     assert len(result.run_requests) == 1
     req = result.run_requests[0]
     cursor = json.loads(result.cursor)
-    last_id = instance.fetch_materializations(DAILY_METRICS_KEY, limit=1).records[0].storage_id
+    last_id = instance.fetch_materializations(FCT_DAILY_METRICS, limit=1).records[0].storage_id
     assert cursor == {"marts/fct_daily_metrics": last_id}
     assert req.run_key == f"new_data:marts/fct_daily_metrics={last_id}"
     assert req.tags["nightjar/alerts_trigger"] == "marts/fct_daily_metrics"
@@ -46,7 +47,7 @@ def test_new_data_sensor_requests_one_run_per_batch_and_advances_its_cursor(inst
     assert isinstance(alerts_on_new_data(dg.build_sensor_context(instance=instance, cursor=result.cursor)),
                       dg.SkipReason)
     # the forecast is published
-    _materialize_mart(instance, FORECAST_KEY)
+    _materialize_mart(instance, DEMAND_FORECAST)
     again = alerts_on_new_data(dg.build_sensor_context(instance=instance, cursor=result.cursor))
     assert again.run_requests[0].tags["nightjar/alerts_trigger"] == "ml/demand_forecast"
     assert set(json.loads(again.cursor)) == {"marts/fct_daily_metrics", "ml/demand_forecast"}

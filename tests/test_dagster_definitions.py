@@ -54,3 +54,22 @@ def test_dbt_tests_are_asset_checks(asset_graph) -> None:
     targets = {c.asset_key for c in check_keys}
     assert dg.AssetKey(["marts", "fct_sessions"]) in targets
     assert any(c.name.startswith("unique") for c in check_keys)
+
+
+def test_the_code_location_prepares_dbt_under_dagster_dev_without_the_venv_on_path(tmp_path) -> None:
+    """`dagster dev` (DAGSTER_IS_DEV_CLI) re-parses the dbt project when the code location
+    loads; it must find the venv's dbt from a shell where the venv is not activated."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    from ui_helpers import REPO, VENV_BIN, plain_shell_env
+
+    env = plain_shell_env(DAGSTER_IS_DEV_CLI="1", NIGHTJAR_DATA_DIR=str(tmp_path))
+    manifest = REPO / "dbt_project" / "target" / "manifest.json"
+    before = manifest.stat().st_mtime_ns
+    proc = subprocess.run([str(VENV_BIN / "python"), "-c", "import dagster_project.definitions"],
+                          cwd=REPO, env=env, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert manifest.stat().st_mtime_ns > before  # prepared (dbt parse ran), not merely loaded

@@ -27,7 +27,7 @@ import pytest
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from dbt_fixtures import append_increment, append_night3, build_base  # noqa: E402
 
-from dagster_project.transform.nightly import nightly_dbt_args  # noqa: E402
+from nightjar.dbt_args import nightly_dbt_args  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
 PROJECT = REPO / "dbt_project"

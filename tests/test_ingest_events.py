@@ -262,7 +262,7 @@ def test_unreadable_file_simulated(tmp_path, monkeypatch):
     """Same fault as above, simulated so that it also runs as root."""
     import builtins
 
-    import nightjar.ingest.events as events_mod
+    import nightjar.ingest.discover as events_mod
 
     settings = _settings(tmp_path)
     part = settings.events_dir / "dt=2025-01-01"
@@ -294,7 +294,8 @@ def test_a_job_replayed_after_a_crash_is_not_counted_twice(tmp_path):
     a package (as an interrupted run leaves it), run its events job by hand (as the killed
     loader did: every row inserted, the job not marked complete), then run normally: every
     line is still loaded or rejected exactly once."""
-    from nightjar.ingest.events import EventsRunStats, events_source, load_manifest
+    from nightjar.ingest.discover import EventsRunStats, events_source
+    from nightjar.ingest.load_job import load_manifest
     from nightjar.ingest.pipeline import EVENTS_PIPELINE, make_pipeline
 
     settings = _settings(tmp_path)
@@ -334,7 +335,7 @@ def test_isal_inflate_keeps_exactly_what_zlib_keeps():
 
     from isal import isal_zlib
 
-    import nightjar.ingest.events as events
+    import nightjar.ingest.load_job as events
 
     rnd = random.Random(7)
     text = b"".join(b'{"event_id":"%d","p":"%s"}\n' % (i, bytes(rnd.choice(b"abcdefgh") for _ in range(rnd.randint(5, 300))))

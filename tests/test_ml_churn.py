@@ -18,7 +18,7 @@ from ml.churn.score import current_customers, score_customers
 from ml.churn.train import train_churn
 from ml.churn.truth import load_latent_churn, truth_metrics
 from ml.registry import ModelRegistry
-from ml.synthetic import build_synthetic_warehouse
+from ml_synthetic import build_synthetic_warehouse
 
 T = dt.date(2024, 3, 1)
 

@@ -17,7 +17,7 @@ from dagster_project.ml.checks import ML_CHECKS
 from dagster_project.ml.defs import defs as ml_defs
 from dagster_project.resources import WarehouseResource
 from ml.registry import ModelRegistry
-from ml.synthetic import build_synthetic_warehouse
+from ml_synthetic import build_synthetic_warehouse
 from nightjar.settings import get_settings
 
 GATE = dg.AssetCheckKey(CHURN_CANDIDATE, "churn_promotion_gate")
@@ -60,6 +60,7 @@ def test_definitions_shape():
     assert dg.AssetKey(["marts", "dim_customers"]) in graph.get(CHURN_CANDIDATE).parent_keys
     assert dg.AssetKey(["marts", "fct_daily_metrics"]) in graph.get(DEMAND_FORECAST).parent_keys
     assert FORECAST_BACKTEST in graph.get(DEMAND_FORECAST).parent_keys
+    assert CHURN_CANDIDATE in graph.get(CHURN_SCORES).parent_keys
     assert graph.get(CHURN_CANDIDATE).automation_condition is not None
     gate = next(c for c in ML_CHECKS if GATE in c.check_keys)
     assert gate.check_specs_by_output_name and all(s.blocking for s in gate.check_specs)
@@ -74,8 +75,8 @@ def test_ml_assets_materialise_and_gate(data_dir):
     con.close()
     instance = dg.DagsterInstance.ephemeral()
 
-    # Training night: candidate + gate (the check promotes it).
-    res = _materialize(dg.AssetSelection.assets(CHURN_CANDIDATE), instance=instance)
+    # Training night: candidate + gate (the check promotes it), then scores in the same run.
+    res = _materialize(dg.AssetSelection.assets(CHURN_CANDIDATE, CHURN_SCORES), instance=instance)
     assert res.success
     gate = _check(res, GATE)
     assert gate.passed and "promoted" in gate.description
@@ -85,6 +86,8 @@ def test_ml_assets_materialise_and_gate(data_dir):
     registry = ModelRegistry(settings.artifacts_dir / "models")
     assert registry.promoted("churn").version == cand["model_version"]
     assert (registry.promoted("churn").path / "plots" / "lift.png").exists()
+    # the first run that trains also scores, with the model its gate just promoted
+    assert _metadata(res, CHURN_SCORES)["model_version"] == cand["model_version"]
 
     # Nightly: scores with the promoted model, forecasts, accuracy.
     res = _materialize(

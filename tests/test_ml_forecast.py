@@ -14,7 +14,7 @@ from ml.forecast.pipeline import evaluate_and_select, publish_forecast, update_a
 from ml.forecast.publish import forecast_series, refresh_accuracy, write_forecast
 from ml.forecast.series import SeriesKey, load_series
 from ml.registry import ModelRegistry
-from ml.synthetic import build_synthetic_warehouse
+from ml_synthetic import build_synthetic_warehouse
 
 
 def planted_series(days: int = 900, seed: int = 0) -> pd.Series:

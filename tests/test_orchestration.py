@@ -20,7 +20,8 @@ import dagster as dg
 import duckdb
 import pytest
 
-from dagster_project.orchestration.jobs import CADENCE_WEEKLY, NIGHTLY_SELECTION
+from dagster_project.keys import CADENCE_WEEKLY
+from dagster_project.orchestration.jobs import NIGHTLY_SELECTION
 from dagster_project.orchestration.partitions import NIGHTLY, RUN_KIND_TAG, build_daily_partitions, day_that_ended
 from dagster_project.orchestration.schedules import build_nightly_schedule
 from dagster_project.transform.assets import nightjar_dbt_models
@@ -77,6 +78,16 @@ def test_partitions_start_is_a_setting(tmp_path: Path) -> None:
     assert p.get_first_partition_key() == "2025-01-01"
 
 
+def test_partitions_start_where_the_landing_data_starts(tmp_path: Path) -> None:
+    for day in ("2025-03-02", "2025-02-27", "2025-03-01"):
+        (tmp_path / "landing" / "events" / f"dt={day}").mkdir(parents=True)
+    (tmp_path / "landing" / "events" / "dt=notadate").mkdir()
+    assert get_settings({"NIGHTJAR_DATA_DIR": str(tmp_path)}).partitions_start == "2025-02-27"
+    # an explicit setting still wins
+    assert get_settings({"NIGHTJAR_DATA_DIR": str(tmp_path), "NIGHTJAR_PARTITIONS_START": "2025-01-01"}
+                        ).partitions_start == "2025-01-01"
+
+
 def _tick(defs: dg.Definitions, at: datetime) -> dg.RunRequest:
     """One tick of the nightly schedule, validated against its job like the daemon does."""
     schedule = defs.resolve_schedule_def("nightly_schedule")
@@ -130,8 +141,7 @@ def test_nightly_schedule_follows_the_configured_cron_and_timezone(tmp_path: Pat
 def test_nightly_job_selects_the_chain_but_not_retraining() -> None:
     from dagster_project.ml import defs as ml
     from dagster_project.report import defs as report
-    from dagster_project.ml.assets import CHURN_SCORES, DEMAND_FORECAST, FORECAST_ACCURACY
-    from dagster_project.report.assets import KPI_REPORT_KEY
+    from dagster_project.keys import CHURN_SCORES, DEMAND_FORECAST, FORECAST_ACCURACY, KPI_REPORT
 
     @dg.asset(key=["ml", "some_retraining"], deps=[DAILY_METRICS], group_name="ml", tags=CADENCE_WEEKLY)
     def some_retraining() -> None: ...
@@ -139,7 +149,7 @@ def test_nightly_job_selects_the_chain_but_not_retraining() -> None:
     defs = project_defs(ml.defs, report.defs, dg.Definitions(assets=[some_retraining]))
     keys = nightly_keys(defs)
     for key in (RAW_EVENTS, RAW_ORDERS, STG_EVENTS, FCT_SESSIONS, DAILY_METRICS, ALERT_EVENTS,
-                CHURN_SCORES, DEMAND_FORECAST, FORECAST_ACCURACY, KPI_REPORT_KEY):
+                CHURN_SCORES, DEMAND_FORECAST, FORECAST_ACCURACY, KPI_REPORT):
         assert key in keys, key
     assert dg.AssetKey(["ml", "some_retraining"]) not in keys
     graph = defs.resolve_asset_graph()
@@ -172,7 +182,6 @@ def test_dbt_models_are_partitioned_with_a_single_run_backfill() -> None:
     assert graph.get(FCT_SESSIONS).partitions_def == nightjar_dbt_models.partitions_def
     assert graph.get(DAILY_METRICS).freshness_policy is not None
     assert {"dbt", "duckdb"} <= set(graph.get(DAILY_METRICS).kinds)
-    assert NIGHTLY_SELECTION is not None
 
 
 # --- backfill == full refresh ---------------------------------------------------------------

@@ -9,7 +9,8 @@ import dagster as dg
 import duckdb
 import pytest
 
-from dagster_project.report.assets import KPI_REPORT_KEY, REPORT_DEPS, kpi_report
+from dagster_project.keys import KPI_REPORT
+from dagster_project.report.assets import REPORT_DEPS, kpi_report
 from dagster_project.resources import WAREHOUSE_POOL, WarehouseResource
 from nightjar.report import build_report, kpi_summary
 
@@ -181,7 +182,7 @@ def test_kpi_summary_ignores_a_partial_today_and_handles_missing_metrics(tmp_pat
 
 
 def test_report_asset_definition() -> None:
-    spec = kpi_report.specs_by_key[KPI_REPORT_KEY]
+    spec = kpi_report.specs_by_key[KPI_REPORT]
     assert spec.group_name == "reports"
     assert set(spec.kinds) == {"html", "duckdb"}
     deps = {d.asset_key for d in spec.deps}

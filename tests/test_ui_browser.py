@@ -1,7 +1,8 @@
 """End to end through the Dagster web UI in a real browser (Chromium via Playwright).
 
-A small simulated shop, `dagster dev` on the repo's workspace.yaml (own process group,
-temporary DAGSTER_HOME), then in the browser: open the global asset lineage, click
+A small simulated shop, `make ui` typed as in the README from a plain shell (no venv
+activated, the venv's bin not on PATH; own process group, the data dir's DAGSTER_HOME), then
+in the browser: open the global asset lineage, click
 "Materialize all", follow the launched run to "Success", and turn every schedule and
 sensor on from the Automation page. GraphQL is only read (run status, instigator
 states); every action is a click in the UI. Screenshots go to `test-artifacts/`.
@@ -24,17 +25,17 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from ui_helpers import (  # noqa: E402
     CHROMIUM,
     REPO,
-    SETTINGS_VARS,
     DagsterDev,
     asset_keys_of,
     automation_of,
     click_materialize_all,
-    dagster_dev,
+    make_ui,
     launch_chromium,
     location_state,
     mark_nux_seen,
     new_dagster_page,
     open_asset_graph,
+    plain_shell_env,
     simulate_shop,
     turn_on_in_ui,
     wait_location_loaded,
@@ -139,9 +140,9 @@ def test_materialize_all_from_the_dagster_ui(tmp_path: Path, chromium: str) -> N
     simulate_shop(shop)
     assert (shop / "shop.sqlite").exists() and (shop / "landing").is_dir()
 
-    # The server sees only this shop: no NIGHTJAR_* setting leaks in from the caller's shell.
-    child_env = {k: v for k, v in os.environ.items() if k not in SETTINGS_VARS}
-    child_env["NIGHTJAR_DATA_DIR"] = str(shop)
+    # The server sees only this shop, from a shell where the venv is not activated.
+    child_env = plain_shell_env(NIGHTJAR_DATA_DIR=str(shop))
+    assert shutil.which("dbt", path=child_env["PATH"]) is None, "the plain shell must not find the venv's dbt"
     log_path = tmp_path / "dagster_dev.log"
 
     def check_warehouse() -> None:
@@ -166,13 +167,7 @@ def test_materialize_all_from_the_dagster_ui(tmp_path: Path, chromium: str) -> N
         assert (shop / "reports" / "kpi_report_latest.html").exists(), "the KPI report was not written"
 
     try:
-        with dagster_dev(
-            workspace=REPO / "workspace.yaml",
-            cwd=REPO,
-            dagster_home=tmp_path / "dagster_home",
-            env=child_env,
-            log_path=log_path,
-        ) as dev:
+        with make_ui(REPO, child_env, log_path) as dev:
             entry = wait_location_loaded(dev)
             keys = asset_keys_of(entry)
             for prefix in ASSET_GROUP_PREFIXES:

@@ -76,6 +76,18 @@ class DagsterDev:
         return payload["data"]
 
 
+def plain_shell_env(**settings: str) -> dict[str, str]:
+    """The environment of a user's plain shell: no venv activated, the venv's bin not on
+    PATH (even when pytest was started by `make test`, which puts it there), no Nightjar
+    or Dagster settings from the caller, plus `settings`."""
+    venv = str(VENV_BIN.resolve())
+    env = {k: v for k, v in os.environ.items()
+           if k not in ("VIRTUAL_ENV", "DAGSTER_HOME", "PYTHONPATH") and not k.startswith("NIGHTJAR_")}
+    env["PATH"] = os.pathsep.join(p for p in env.get("PATH", "").split(os.pathsep)
+                                  if p and str(Path(p).resolve()) != venv)
+    return {**env, **settings}
+
+
 @contextmanager
 def dagster_dev(
     *,
@@ -93,22 +105,40 @@ def dagster_dev(
     # `env` is the child's whole environment (not merged with ours), plus DAGSTER_HOME.
     full_env = {**env, "DAGSTER_HOME": str(dagster_home), "PYTHONUNBUFFERED": "1"}
     full_env["PATH"] = f"{VENV_BIN}{os.pathsep}{full_env.get('PATH', '')}"
+    cmd = [str(VENV_BIN / "dagster"), "dev", "-w", str(workspace), "-h", "127.0.0.1", "-p", str(port)]
+    with _serve(cmd, cwd, full_env, log_path, f"http://127.0.0.1:{port}", startup_timeout) as dev:
+        yield dev
+
+
+@contextmanager
+def make_ui(repo: Path, env: dict[str, str], log_path: Path, startup_timeout: float = 180) -> Iterator[DagsterDev]:
+    """`make ui` exactly as a user types it, in `repo`, with `env` (see plain_shell_env); the
+    port comes from NIGHTJAR_UI_URL, as the README says."""
+    port = free_port()
+    full_env = {**env, "NIGHTJAR_UI_URL": f"http://127.0.0.1:{port}", "PYTHONUNBUFFERED": "1"}
+    with _serve(["make", "ui"], repo, full_env, log_path, f"http://127.0.0.1:{port}", startup_timeout) as dev:
+        yield dev
+
+
+@contextmanager
+def _serve(cmd: list[str], cwd: Path, env: dict[str, str], log_path: Path, base_url: str,
+           startup_timeout: float) -> Iterator[DagsterDev]:
     log = open(log_path, "wb")
     proc = subprocess.Popen(
-        [str(VENV_BIN / "dagster"), "dev", "-w", str(workspace), "-h", "127.0.0.1", "-p", str(port)],
+        cmd,
         cwd=cwd,
-        env=full_env,
+        env=env,
         stdout=log,
         stderr=subprocess.STDOUT,
         stdin=subprocess.DEVNULL,
         start_new_session=True,  # own process group: dagster dev ignores signals otherwise
     )
-    dev = DagsterDev(f"http://127.0.0.1:{port}", proc, log_path)
+    dev = DagsterDev(base_url, proc, log_path)
     try:
         deadline = time.monotonic() + startup_timeout
         while True:
             if proc.poll() is not None:
-                raise AssertionError(f"dagster dev exited with {proc.returncode}:\n{dev.log_tail()}")
+                raise AssertionError(f"{' '.join(cmd)} exited with {proc.returncode}:\n{dev.log_tail()}")
             try:
                 with urllib.request.urlopen(f"{dev.base_url}/server_info", timeout=3) as r:
                     if r.status == 200:
@@ -116,7 +146,7 @@ def dagster_dev(
             except (urllib.error.URLError, OSError):
                 pass
             if time.monotonic() > deadline:
-                raise AssertionError(f"dagster dev did not answer /server_info in {startup_timeout}s:\n{dev.log_tail()}")
+                raise AssertionError(f"{' '.join(cmd)} did not answer /server_info in {startup_timeout}s:\n{dev.log_tail()}")
             time.sleep(0.5)
         yield dev
     finally:

@@ -4,15 +4,12 @@ from datetime import datetime, timezone
 
 import dagster as dg
 
-from dagster_project.keys import table_key
+from dagster_project.keys import ALERT_EVENTS, DEMAND_FORECAST, FCT_DAILY_METRICS, table_key
 from dagster_project.resources import WAREHOUSE_POOL, WarehouseResource
 from nightjar.alerts import engine
 from nightjar.alerts.config import load_config
 from nightjar.alerts.rules import load_rules
 
-ALERT_EVENTS_KEY = dg.AssetKey(["alerts", "alert_events"])
-DAILY_METRICS_KEY = dg.AssetKey(["marts", "fct_daily_metrics"])
-FORECAST_KEY = dg.AssetKey(["ml", "demand_forecast"])
 ALERTS_GROUP = "alerts"
 
 
@@ -27,9 +24,9 @@ class AlertsRunConfig(dg.Config):
 
 
 @dg.asset(
-    key=ALERT_EVENTS_KEY,
+    key=ALERT_EVENTS,
     group_name=ALERTS_GROUP,
-    deps=[DAILY_METRICS_KEY, FORECAST_KEY],
+    deps=[FCT_DAILY_METRICS, DEMAND_FORECAST],
     pool=WAREHOUSE_POOL,
     kinds={"duckdb", "python"},
     owners=["team:analytics"],

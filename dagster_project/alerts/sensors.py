@@ -19,13 +19,8 @@ from datetime import datetime, timezone
 
 import dagster as dg
 
-from dagster_project.alerts.assets import (
-    ALERT_EVENTS_KEY,
-    DAILY_METRICS_KEY,
-    FORECAST_KEY,
-    alert_events,
-)
-from dagster_project.keys import table_key
+from dagster_project.alerts.assets import alert_events
+from dagster_project.keys import ALERT_EVENTS, DEMAND_FORECAST, FCT_DAILY_METRICS, table_key
 from nightjar.alerts.config import load_config
 from nightjar.settings import get_settings
 
@@ -33,8 +28,7 @@ logger = logging.getLogger("nightjar.alerts.sensors")
 
 alerts_job = dg.define_asset_job("alerts_job", selection=[alert_events], tags={"nightjar/domain": "alerts"})
 
-MONITORED_KEYS = (DAILY_METRICS_KEY, FORECAST_KEY)
-_ASSET_CONFIG_PATH = ("ops", "alerts__alert_events", "config")
+MONITORED_KEYS = (FCT_DAILY_METRICS, DEMAND_FORECAST)
 
 
 def _run_config(**config) -> dict:
@@ -104,7 +98,7 @@ def alerts_housekeeping(context: dg.SensorEvaluationContext):
             requests.append(dg.RunRequest(
                 run_key=f"freshness:{policy.name}:{today}",
                 tags={"nightjar/alerts_trigger": f"freshness:{policy.name}"}))
-    last = context.instance.fetch_materializations(ALERT_EVENTS_KEY, limit=1, ascending=False)
+    last = context.instance.fetch_materializations(ALERT_EVENTS, limit=1, ascending=False)
     if last.records:
         rec = last.records[0]
         md = rec.asset_materialization.metadata if rec.asset_materialization else {}
@@ -152,19 +146,17 @@ def alerts_on_run_failure(context: dg.RunFailureSensorContext):
 
 def _send_direct(config, run_id: str, job_name: str, message: str) -> None:
     from nightjar.alerts.channels import build_senders
+    from nightjar.alerts.engine import run_failure_notification
     from nightjar.alerts.rules import load_rules
 
     try:
         ruleset = load_rules(get_settings().alerts_file)
-        channels, severity = ruleset.run_failure_channels, ruleset.run_failure_severity
     except Exception:  # an invalid rule file is a likely reason for the failure
-        channels, severity = ("slack", "email", "webhook", "log"), "critical"
-    key = f"run_failure:{run_id}"
-    payload = {"kind": "run_failure", "rule": "run_failure", "severity": severity, "job_name": job_name,
-               "run_id": run_id, "error": message, "url": f"{config.ui_url}/runs/{run_id}", "idempotency_key": key}
+        ruleset = None
+    note = run_failure_notification(config, ruleset, run_id=run_id, job_name=job_name, error=message)
     senders = build_senders(config)
-    for ch in dict.fromkeys(c if c in senders else "log" for c in channels):
-        result = senders[ch].send(payload, key)
+    for ch in dict.fromkeys(c if c in senders else "log" for c in note.channels):
+        result = senders[ch].send(note.payload, note.key)
         if not result.ok:
             logger.error("direct run-failure notification on %s failed: %s", ch, config.redact(result.error))
-            senders["log"].send(payload, key)
+            senders["log"].send(note.payload, note.key)

@@ -4,36 +4,29 @@ The work happens in ``ml/`` (no Dagster there); these assets open the warehouse,
 and turn the results into metadata (metrics, gate verdicts, plots) for the UI.
 
 Scheduling:
-* training-like assets (``churn_candidate``, ``demand_forecast_backtest``) carry an
-  automation condition: run when the marts they read were updated, and at least weekly;
+* training-like assets (``churn_candidate``, ``demand_forecast_backtest``) are tagged
+  weekly and carry an automation condition: run when the marts they read were updated,
+  and at least weekly;
 * scoring-like assets (``churn_scores``, ``demand_forecast``, ``forecast_accuracy``) run in
-  the nightly job, which selects group ``ml``.
-``churn_scores`` deliberately does not depend on ``churn_candidate``: it scores with the
-*promoted* model, so a candidate refused by the blocking gate never stops the nightly
-scores (the previous model stays in use).
+  the nightly job, which selects everything not tagged weekly.
+``churn_scores`` scores with the *promoted* model. It depends on ``churn_candidate`` so that
+a run that trains (the first `nightjar run`) scores with the model its gate just promoted;
+the nightly job does not select the candidate, so there a refused candidate never stops
+the scores (the previous model stays in use).
 """
 
 from contextlib import contextmanager
 
 import dagster as dg
 
+from dagster_project.keys import (
+    CADENCE_WEEKLY, CHURN_CANDIDATE, CHURN_SCORES, DEMAND_FORECAST, DIM_CUSTOMERS, FCT_DAILY_METRICS, FCT_SESSIONS,
+    FORECAST_ACCURACY, FORECAST_BACKTEST, STG_ORDER_ITEMS, STG_ORDERS, STG_PRODUCTS,
+)
 from dagster_project.resources import WAREHOUSE_POOL, WarehouseResource
 
 ML_GROUP = "ml"
 OWNERS = ["team:ml"]
-
-DIM_CUSTOMERS = dg.AssetKey(["marts", "dim_customers"])
-FCT_SESSIONS = dg.AssetKey(["marts", "fct_sessions"])
-FCT_DAILY_METRICS = dg.AssetKey(["marts", "fct_daily_metrics"])
-STG_ORDERS = dg.AssetKey(["staging", "stg_orders"])
-STG_ORDER_ITEMS = dg.AssetKey(["staging", "stg_order_items"])
-STG_PRODUCTS = dg.AssetKey(["staging", "stg_products"])
-
-CHURN_CANDIDATE = dg.AssetKey(["ml", "churn_candidate"])
-CHURN_SCORES = dg.AssetKey(["ml", "churn_scores"])
-FORECAST_BACKTEST = dg.AssetKey(["ml", "demand_forecast_backtest"])
-DEMAND_FORECAST = dg.AssetKey(["ml", "demand_forecast"])
-FORECAST_ACCURACY = dg.AssetKey(["ml", "forecast_accuracy"])
 
 CHURN_DEPS = [DIM_CUSTOMERS, FCT_SESSIONS, STG_ORDERS, STG_ORDER_ITEMS, STG_PRODUCTS]
 FORECAST_DEPS = [FCT_DAILY_METRICS, STG_ORDERS, STG_ORDER_ITEMS, STG_PRODUCTS]
@@ -99,7 +92,7 @@ def _inputs(warehouse: WarehouseResource, missing_inputs, read_only: bool = Fals
     pool=WAREHOUSE_POOL,
     automation_condition=RETRAIN,
     # Retraining follows its own automation; the nightly job only scores and forecasts.
-    tags={"nightjar/cadence": "weekly"},
+    tags=CADENCE_WEEKLY,
     description=(
         "Trains a churn candidate (HistGradientBoosting + sigmoid calibration) on monthly cutoffs, "
         "evaluates it and three baselines on the latest fully observed cutoff, and saves it to the "
@@ -155,7 +148,7 @@ def churn_candidate(context: dg.AssetExecutionContext, config: ChurnTrainConfig,
 
 @dg.asset(
     key=CHURN_SCORES,
-    deps=CHURN_DEPS,
+    deps=[CHURN_CANDIDATE, *CHURN_DEPS],
     group_name=ML_GROUP,
     owners=OWNERS,
     kinds={"sklearn", "duckdb"},
@@ -203,7 +196,7 @@ def churn_scores(context: dg.AssetExecutionContext, warehouse: WarehouseResource
     pool=WAREHOUSE_POOL,
     automation_condition=RETRAIN,
     # Retraining follows its own automation; the nightly job only scores and forecasts.
-    tags={"nightjar/cadence": "weekly"},
+    tags=CADENCE_WEEKLY,
     description=(
         "Rolling-origin backtest (28-day horizon, 7-day step, last 8 folds) of Prophet, seasonal "
         "naive and ETS on every demand series; the champion per series is the lowest mean MASE."

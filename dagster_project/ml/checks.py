@@ -4,7 +4,7 @@ from typing import Any
 
 import dagster as dg
 
-from dagster_project.ml.assets import CHURN_CANDIDATE, DEMAND_FORECAST, _registry
+from dagster_project.ml.assets import CHURN_CANDIDATE, DEMAND_FORECAST
 from dagster_project.resources import WAREHOUSE_POOL, WarehouseResource
 
 
@@ -27,9 +27,10 @@ def _latest_metadata(context: dg.AssetCheckExecutionContext, key: dg.AssetKey) -
 )
 def churn_promotion_gate(context: dg.AssetCheckExecutionContext, warehouse: WarehouseResource) -> dg.AssetCheckResult:
     from ml.churn.pipeline import CHURN_MODEL, gate_and_promote
+    from ml.registry import ModelRegistry
 
     meta = _latest_metadata(context, CHURN_CANDIDATE)
-    registry = _registry(warehouse)
+    registry = ModelRegistry.in_artifacts(warehouse.settings().artifacts_dir)
     previous = registry.promoted_record(CHURN_MODEL)
     in_use = previous["version"] if previous else None
     if meta is None or meta.get("skipped"):

@@ -13,12 +13,11 @@ only refuses two *different* partitions definitions in one job.
 """
 import dagster as dg
 
+from dagster_project.keys import CADENCE_TAG, CADENCE_WEEKLY
 from dagster_project.orchestration.partitions import daily_partitions
 
-CADENCE_TAG = "nightjar/cadence"
-CADENCE_WEEKLY = {CADENCE_TAG: "weekly"}
 
-NIGHTLY_SELECTION = dg.AssetSelection.all() - dg.AssetSelection.tag(CADENCE_TAG, "weekly")
+NIGHTLY_SELECTION = dg.AssetSelection.all() - dg.AssetSelection.tag(CADENCE_TAG, CADENCE_WEEKLY[CADENCE_TAG])
 
 nightly_job = dg.define_asset_job(
     name="nightly",

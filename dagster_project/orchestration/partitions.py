@@ -47,12 +47,6 @@ def day_that_ended(at: datetime, tz: str) -> str:
     return (local - timedelta(days=1)).isoformat()
 
 
-def latest_partition_key(partitions: dg.DailyPartitionsDefinition | None = None) -> str | None:
-    """Yesterday's key (in the partitions' timezone), or None before the first partition."""
-    p = partitions or daily_partitions
-    return p.get_last_partition_key()
-
-
 def utc_window(window: dg.TimeWindow) -> tuple[str, str]:
     """A partition time window as the UTC 'YYYY-MM-DD HH:MM:SS' strings dbt expects."""
     fmt = "%Y-%m-%d %H:%M:%S"

@@ -2,25 +2,20 @@
 
 import dagster as dg
 
+from dagster_project.keys import (
+    ALERT_EVENTS, CHURN_SCORES, DEMAND_FORECAST, FCT_DAILY_METRICS, FCT_FUNNEL_DAILY, FCT_RETENTION_WEEKLY, KPI_REPORT,
+)
 from dagster_project.resources import WAREHOUSE_POOL, WarehouseResource
 from nightjar.report import generate_report
 
-KPI_REPORT_KEY = dg.AssetKey(["reports", "kpi_report"])
 
 # The tables the report reads. Retention: the weekly mart (the daily one is a fallback
 # read when present, but is not a dependency: the report should not wait on it).
-REPORT_DEPS = [
-    dg.AssetKey(["marts", "fct_daily_metrics"]),
-    dg.AssetKey(["marts", "fct_retention_weekly"]),
-    dg.AssetKey(["marts", "fct_funnel_daily"]),
-    dg.AssetKey(["ml", "demand_forecast"]),
-    dg.AssetKey(["ml", "churn_scores"]),
-    dg.AssetKey(["alerts", "alert_events"]),
-]
+REPORT_DEPS = [FCT_DAILY_METRICS, FCT_RETENTION_WEEKLY, FCT_FUNNEL_DAILY, DEMAND_FORECAST, CHURN_SCORES, ALERT_EVENTS]
 
 
 @dg.asset(
-    key=KPI_REPORT_KEY,
+    key=KPI_REPORT,
     group_name="reports",
     kinds={"html", "duckdb"},
     deps=REPORT_DEPS,
@@ -38,7 +33,7 @@ def kpi_report(context: dg.AssetExecutionContext, warehouse: WarehouseResource) 
     settings = warehouse.settings()
     # The pool covers runs of one instance; the file lock also covers a `nightjar run`.
     with warehouse.lock(purpose="kpi report"):
-        report, dated, latest = generate_report(settings.warehouse, settings.reports_dir)
+        report, dated, latest = generate_report(settings.warehouse, settings.reports_dir, config=settings.duckdb_config())
     for sid in report.unavailable_sections:
         context.log.warning(f"report section '{sid}' is not available yet (its tables are missing or empty)")
     context.log.info(f"KPI report written to {dated}")

@@ -5,7 +5,9 @@ single-run backfill policy: a backfill of any date range is ONE `dbt build` whos
 ``backfill_start`` / ``backfill_end`` carry the range's time window (UTC), so the
 incremental models reprocess the events of that window (dbt_project/macros/backfill.sql).
 A run tagged ``nightjar/run_kind=nightly`` (the nightly schedule, `nightjar run`) passes
-no window: the incremental models take only the rows newer than their watermark.
+no window: the incremental models take only the rows newer than their watermark; when
+nothing was loaded and no dbt file changed since the last successful build it skips dbt
+altogether (nightjar/build_state.py).
 
 After dbt finishes, one short read-only pass over the warehouse attaches row counts and
 the min/max date of each built table to its materialisation (`dagster/row_count`,
@@ -17,42 +19,23 @@ cannot be used here.
 import json
 import time
 from collections.abc import Mapping, Sequence
-from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
 import dagster as dg
 import duckdb
-from dagster_dbt import DbtCliResource, DbtProject, dbt_assets
+from dagster_dbt import DbtCliResource, dbt_assets
 
 from dagster_project.orchestration.partitions import NIGHTLY, RUN_KIND_TAG, daily_partitions, utc_window
 from dagster_project.resources import WAREHOUSE_POOL, WarehouseResource
-from dagster_project.transform.nightly import INCREMENTAL_BUILD_ARGS, nightly_dbt_args
+from nightjar.dbt_args import INCREMENTAL_BUILD_ARGS, nightly_dbt_args
 from dagster_project.transform.project import dbt_project
 from dagster_project.transform.translator import NightjarDbtTranslator
-
-# Marts are rebuilt by the nightly run: warn when one is more than a day (+1 h slack) old,
-# fail past 26 h (the nightly run missed its slot, or failed).
-MARTS_FRESHNESS = dg.FreshnessPolicy.time_window(fail_window=timedelta(hours=26), warn_window=timedelta(hours=25))
+from nightjar import build_state
 
 # The date column reported as min_date/max_date, first match wins.
 DATE_COLUMNS = ("event_date", "session_date", "metric_date", "activity_date", "cohort_date", "cohort_week",
                 "order_date")
-
-
-class OrchestratedDbtTranslator(NightjarDbtTranslator):
-    """The project's translator plus freshness policies on the marts.
-
-    No automation condition on the dbt models: they are driven by the nightly job, which
-    ingests first and then builds; an eager condition would start extra runs on every
-    ingestion materialisation and fight the nightly run for the single warehouse slot.
-    """
-
-    def get_asset_spec(self, manifest: Mapping[str, Any], unique_id: str, project: DbtProject | None) -> dg.AssetSpec:
-        spec = super().get_asset_spec(manifest, unique_id, project)
-        if spec.group_name == "marts":
-            spec = spec.replace_attributes(freshness_policy=MARTS_FRESHNESS)
-        return spec
 
 
 class DbtBuildConfig(dg.Config):
@@ -61,14 +44,21 @@ class DbtBuildConfig(dg.Config):
     full_refresh: bool = False  # `dbt build --full-refresh` (needed after changing session/bot vars)
 
 
+def is_watermark_run(context: dg.AssetExecutionContext, config: DbtBuildConfig) -> bool:
+    """A nightly-style run: only rows newer than the watermark, no backfill window."""
+    return not config.full_refresh and (
+        not context.has_partition_key_range or context.run.tags.get(RUN_KIND_TAG) == NIGHTLY
+    )
+
+
 def dbt_build_args(context: dg.AssetExecutionContext, config: DbtBuildConfig,
                    warehouse: Path | None = None) -> tuple[list[str], str]:
     """The dbt arguments of this run and a short description of the mode. Call it while
     holding the warehouse lock: a nightly run's test window is read from the warehouse."""
     if config.full_refresh:
         return ["build", "--full-refresh"], "full refresh"
-    if not context.has_partition_key_range or context.run.tags.get(RUN_KIND_TAG) == NIGHTLY:
-        # the same arguments the benchmark harness measures (transform/nightly.py)
+    if is_watermark_run(context, config):
+        # the same arguments the benchmark harness measures (nightjar/dbt_args.py)
         args = nightly_dbt_args(warehouse)
         window = f", tests on rows loaded since {args[args.index('--event-time-start') + 1]}" \
             if "--event-time-start" in args else ""
@@ -83,14 +73,24 @@ def dbt_build_args(context: dg.AssetExecutionContext, config: DbtBuildConfig,
 @dbt_assets(
     manifest=dbt_project.manifest_path,
     project=dbt_project,
-    dagster_dbt_translator=OrchestratedDbtTranslator(),
+    dagster_dbt_translator=NightjarDbtTranslator(),
     pool=WAREHOUSE_POOL,
     partitions_def=daily_partitions,
     backfill_policy=dg.BackfillPolicy.single_run(),
 )
 def nightjar_dbt_models(context: dg.AssetExecutionContext, dbt: DbtCliResource, warehouse: WarehouseResource,
                         config: DbtBuildConfig):
+    state_file = warehouse.settings().artifacts_dir / "dbt_build_state.json"
+    selected = [key.to_user_string() for key in context.selected_asset_keys]
     with warehouse.lock(purpose="dbt build"):
+        raw, project = _fingerprints(warehouse.path, warehouse.settings().duckdb_config())
+        if is_watermark_run(context, config) and build_state.nothing_to_build(
+            build_state.read_state(state_file), raw, project, selected
+        ):
+            # No output: Dagster records the models as not materialised in this run and skips
+            # what is downstream of them (scores, forecasts, alerts, report).
+            context.log.info(f"dbt build skipped: {build_state.SKIP_REASON}")
+            return
         args, mode = dbt_build_args(context, config, warehouse.path)
         context.log.info(f"dbt {' '.join(args)}  [{mode}]")
         invocation = dbt.cli(args, context=context, raise_on_error=False)
@@ -98,6 +98,8 @@ def nightjar_dbt_models(context: dg.AssetExecutionContext, dbt: DbtCliResource, 
         events = list(invocation.stream())
         started = time.monotonic()
         stats = warehouse_stats(warehouse.path, invocation.manifest, events)
+        if invocation.is_successful() and raw:
+            build_state.write_state(state_file, raw, project, selected)
     context.log.info(f"row counts and date ranges of {len(stats)} tables in {time.monotonic() - started:.2f} s")
     for event in events:
         if isinstance(event, dg.Output):
@@ -106,6 +108,21 @@ def nightjar_dbt_models(context: dg.AssetExecutionContext, dbt: DbtCliResource, 
         yield event
     if not invocation.is_successful():
         raise invocation.get_error() or RuntimeError("dbt build failed")
+
+
+def _fingerprints(path: Path, config: Mapping[str, Any]) -> tuple[dict[str, list[Any]], str]:
+    """The raw layer's and the dbt project's fingerprints (empty raw: no warehouse yet)."""
+    project = build_state.project_fingerprint()
+    if not path.exists():
+        return {}, project
+    try:
+        con = duckdb.connect(str(path), read_only=True, config=dict(config))
+    except duckdb.Error:
+        return {}, project
+    try:
+        return build_state.raw_fingerprint(con), project
+    finally:
+        con.close()
 
 
 def _unique_id(event: Any) -> str | None:

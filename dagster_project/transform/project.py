@@ -1,13 +1,33 @@
 """The dbt project as Dagster sees it (kept in its own module, see ENVIRONMENT.md).
 
-No `dbt parse` happens at import: under `dagster dev` `prepare_if_dev()` refreshes the
-manifest; everywhere else `make` (or CI) runs `dbt parse` before Dagster loads.
+No `dbt parse` happens at import: under `dagster dev` the manifest is refreshed here;
+everywhere else `make` (or CI) runs `dbt parse` before Dagster loads.
 """
 from __future__ import annotations
 
-from dagster_dbt import DbtProject
+import sys
+from pathlib import Path
+
+from dagster_dbt import DbtCliResource, DbtProject
+from dagster_dbt.dbt_project import DagsterDbtProjectPreparer
 
 from nightjar.settings import DBT_PROJECT_DIR
 
+# The dbt installed beside this interpreter: the UI and `nightjar run` must work from a
+# shell where the venv is not activated (dagster-dbt's default looks up `dbt` on PATH).
+_VENV_DBT = Path(sys.executable).parent / "dbt"
+DBT_EXECUTABLE = str(_VENV_DBT) if _VENV_DBT.exists() else "dbt"
+
+
+class VenvDbtPreparer(DagsterDbtProjectPreparer):
+    """dagster-dbt's preparer, running `dbt parse` with :data:`DBT_EXECUTABLE`."""
+
+    def _prepare_manifest(self, project: DbtProject) -> None:
+        DbtCliResource(project_dir=project, dbt_executable=DBT_EXECUTABLE).cli(
+            self._prepare_project_cli_args, target_path=project.target_path
+        ).wait()
+        self._invalidate_seeds_in_partial_parse(project)
+
+
 dbt_project = DbtProject(project_dir=DBT_PROJECT_DIR, profiles_dir=DBT_PROJECT_DIR)
-dbt_project.prepare_if_dev()
+VenvDbtPreparer().prepare_if_dev(dbt_project)

@@ -1,11 +1,9 @@
 {#
-  Backfill window (set by the Dagster partitioned dbt asset, or by hand):
+  The backfill window (README "Backfill window"), set by the partitioned Dagster dbt asset
+  or by hand:
     dbt build --vars '{"backfill_start": "2025-01-01 00:00:00", "backfill_end": "2025-02-01 00:00:00"}'
-  Half-open [start, end), UTC timestamps (or dates). When both are set, the incremental
-  models reprocess, *in addition to* the rows newer than their watermark, the events whose
-  event timestamp falls in the window (stg_events: those event_ids; fct_sessions: the
-  user_keys of those events, over their whole history). Unset (the nightly run): only the
-  watermark path. See README "Incrementality".
+  is_backfill(): both vars set (one alone is an error); in_backfill_window(ts_expr): a
+  condition on a UTC timestamp, half-open [start, end).
 #}
 
 {% macro is_backfill() %}

@@ -1,24 +1,8 @@
 {#
-  Data tests proportional to the night. dbt wraps the tested relation of every generic
-  data test in get_where_subquery(); this override adds, on top of the test's own `where`
-  config, a time window when the run has one:
-
-    dbt build --event-time-start '2026-11-22 02:00:00' --event-time-end '2026-11-26 02:00:00'
-
-  Then a test of a model (or source) that declares an `event_time` column checks only the
-  rows whose event_time lies in [start, end). The big tables declare their load-time
-  watermark as event_time (stg_events, int_events_stitched, int_identity_map,
-  int_user_activity_daily, fct_sessions, raw.events), so a nightly run tests the rows its
-  loads added or touched instead of the whole history; small tables (marts per day or
-  cohort, shop tables) have no event_time and are always tested in full.
-  Without the flags (full refreshes, CI, a plain `dbt build`) every row is tested.
-
-  Why the event-time flags and not a var: a `--vars` value that differs from the previous
-  invocation's makes dbt re-parse the whole project (~2 CPU-s here, BENCHMARKS.md), while
-  the event-time flags do not touch parsing. dbt itself reads them only for microbatch
-  models, and this project has none. The nightly arguments are built in one place:
-  dagster_project/transform/nightly.py (nightly_dbt_args).
-  Portable: the window is a plain timestamp comparison.
+  Data tests proportional to the night (README "Nightly run"). dbt wraps the tested relation
+  of every generic data test in get_where_subquery(); this override adds, on top of the
+  test's own `where` config, the window [--event-time-start, --event-time-end) on the tested
+  node's `event_time` column when the run has both flags. Portable: a timestamp comparison.
 #}
 {% macro get_where_subquery(relation) -%}
     {%- set where = config.get('where', '') -%}

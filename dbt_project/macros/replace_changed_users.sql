@@ -5,22 +5,22 @@
     {{ config(materialized='incremental', incremental_strategy='replace_changed_users',
               replaced_rows="<condition on a stored row (alias `stored`) and its user's `changed_from`>") }}
 
-  A night changes each user of `user_change_points` (macros/touched_keys.sql) only from its
-  `changed_from` on. The model's incremental SQL returns just the rows it recomputed; this
-  strategy deletes the stored rows of those users that the recomputation replaces
-  (`replaced_rows`, e.g. sessions that end less than the timeout before `changed_from`) and
-  appends the new rows. The user's older rows stay where they are.
+  A night changes each user of `user_change_points` (macros/user_change_points.sql) only
+  from its `changed_from` on. The model's incremental SQL returns just the rows it
+  recomputed; this strategy deletes the stored rows of those users that the recomputation
+  replaces (`replaced_rows`, e.g. sessions that end less than the timeout before
+  `changed_from`) and appends the new rows. The user's older rows stay where they are.
 
   Why not delete+insert on user_key: that needs the user's unchanged rows in the batch too,
-  so each night deleted and re-appended a quarter of both tables (fifth session in
-  BENCHMARKS.md), and DuckDB then vacuumed the deletes at the next checkpoint. A user with
-  nothing left to insert (its events moved to another user) still loses its replaced rows,
-  which delete+insert, driven by the batch's keys, could not do.
+  so a night would delete and re-append about a quarter of both tables (BENCHMARKS.md),
+  which DuckDB then vacuums at the next checkpoint. And a user with nothing left to insert
+  (its events moved to another user) must still lose its replaced rows, which
+  delete+insert, driven by the batch's keys, cannot do.
 
   The change points are computed here a second time (the same SQL over the same,
   unchanged tables as the model's, so the same rows): a contracted model cannot pass them
   on as a column. `replaced_rows` is rendered when the project is parsed, so it may use
-  pure macros (dbt.dateadd, nightjar.to_date) and vars, not ref() or this.
+  pure macros (dbt.dateadd) and vars, not ref() or this.
 #}
 {% macro get_incremental_replace_changed_users_sql(arg_dict) %}
     {%- set target = arg_dict['target_relation'] -%}

@@ -21,11 +21,3 @@
 {% macro trino__sha256_hex(expr) -%}
     lower(to_hex(sha256(to_utf8({{ expr }}))))
 {%- endmacro %}
-
-{#
-  hash_email(email) -> VARCHAR: sha256 of the trimmed, lower-cased e-mail (null stays null).
-#}
-{% macro hash_email(email) -%}
-    case when {{ email }} is null or trim({{ email }}) = '' then null
-         else {{ nightjar.sha256_hex('lower(trim(' ~ email ~ '))') }} end
-{%- endmacro %}

@@ -1,7 +1,6 @@
 """Temporal training of the churn model and its baselines on one split (see labels.plan_cutoffs)."""
 from __future__ import annotations
 
-import datetime as dt
 import logging
 import warnings
 from dataclasses import dataclass, field
@@ -203,7 +202,3 @@ def train_churn(con: duckdb.DuckDBPyConnection, cfg: ChurnConfig = ChurnConfig()
         gaps=gap_summary(inter_purchase_gaps(con)),
         notes=notes,
     )
-
-
-def observed_window(con: duckdb.DuckDBPyConnection) -> tuple[dt.date, dt.date]:
-    return observed_range(con)

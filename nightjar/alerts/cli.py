@@ -45,9 +45,10 @@ def _cmd_validate(args: argparse.Namespace) -> int:
         print(exc, file=sys.stderr)
         return 2
     print(f"{ruleset.source}: {len(ruleset.rules)} rules, {len(ruleset.freshness)} freshness policies - valid")
-    wh = get_settings().warehouse
+    settings = get_settings()
+    wh = settings.warehouse
     if wh.exists():
-        with locked_connection(wh, read_only=True, purpose="alerts check") as con:
+        with locked_connection(wh, read_only=True, purpose="alerts check", config=settings.duckdb_config()) as con:
             problems = check_against_warehouse(ruleset, con)
         if problems:
             print("\n".join(f"  - {p}" for p in problems), file=sys.stderr)
@@ -103,12 +104,14 @@ def _cmd_backtest(args: argparse.Namespace) -> int:
     except RuleFileError as exc:
         print(exc, file=sys.stderr)
         return 2
-    wh = get_settings().warehouse
+    settings = get_settings()
+    wh = settings.warehouse
     if not wh.exists():
         print(f"no warehouse at {wh}: run the pipeline first (nightjar run)", file=sys.stderr)
         return 2
     try:
-        with locked_connection(wh, read_only=True, purpose="alerts backtest") as con:
+        with locked_connection(wh, read_only=True, purpose="alerts backtest",
+                               config=settings.duckdb_config()) as con:
             rows = backtest(con, ruleset, days=args.days)
     except RuleFileError as exc:
         print(exc, file=sys.stderr)

@@ -10,13 +10,13 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from datetime import date, datetime, timedelta, timezone
+from datetime import date, datetime, timezone
 from typing import Any
 
 from nightjar.alerts import evaluate as ev
 from nightjar.alerts import outbox, state
 from nightjar.alerts.channels import Sender, build_senders
-from nightjar.alerts.config import AlertsConfig
+from nightjar.alerts.config import KNOWN_CHANNELS, AlertsConfig
 from nightjar.alerts.rules import RuleFileError, RuleSet, check_against_warehouse
 
 logger = logging.getLogger("nightjar.alerts")
@@ -141,19 +141,29 @@ def _evaluate_freshness(con, ruleset: RuleSet, policy, config: AlertsConfig, tod
         summary.firing.append(policy.name)
 
 
+def run_failure_notification(config: AlertsConfig, ruleset: RuleSet | None, *, run_id: str, job_name: str,
+                             error: str) -> ev.Notification:
+    """The 'pipeline run failed' notification (key `run_failure:<run id>`), to the rule file's
+    run-failure channels. Without a rule set (an invalid rule file may be why the run
+    failed) it goes to every channel, as critical."""
+    if ruleset is not None:
+        severity, channels = ruleset.run_failure_severity, ruleset.run_failure_channels
+    else:
+        severity, channels = "critical", KNOWN_CHANNELS
+    key = f"run_failure:{run_id}"
+    payload = {"kind": "run_failure", "rule": "run_failure", "severity": severity,
+               "job_name": job_name, "run_id": run_id, "error": config.redact(error)[:2000],
+               "url": f"{config.ui_url}/runs/{run_id}", "idempotency_key": key}
+    return ev.Notification(key, "run_failure", "run_failure", 0, None, severity, tuple(channels), payload)
+
+
 def enqueue_run_failure(con, ruleset: RuleSet, config: AlertsConfig, *, run_id: str, job_name: str, error: str,
                         now: datetime | None = None) -> str:
     """Queue a 'pipeline run failed' notification (key `run_failure:<run id>`)."""
     state.ensure_schema(con)
-    now = now or datetime.now(timezone.utc)
-    key = f"run_failure:{run_id}"
-    payload = {"kind": "run_failure", "rule": "run_failure", "severity": ruleset.run_failure_severity,
-               "job_name": job_name, "run_id": run_id, "error": config.redact(error)[:2000],
-               "url": f"{config.ui_url}/runs/{run_id}", "idempotency_key": key}
-    note = ev.Notification(key, "run_failure", "run_failure", 0, None, ruleset.run_failure_severity,
-                           ruleset.run_failure_channels, payload)
-    outbox.enqueue(con, note, config, now)
-    return key
+    note = run_failure_notification(config, ruleset, run_id=run_id, job_name=job_name, error=error)
+    outbox.enqueue(con, note, config, now or datetime.now(timezone.utc))
+    return note.key
 
 
 def run_alerts(con, ruleset: RuleSet, config: AlertsConfig, *, run_id: str | None = None,

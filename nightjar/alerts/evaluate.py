@@ -16,8 +16,8 @@ from __future__ import annotations
 import math
 import operator
 import statistics
-from collections.abc import Iterable, Mapping
-from dataclasses import asdict, dataclass, field, replace
+from collections.abc import Iterable
+from dataclasses import dataclass, field, replace
 from datetime import date, timedelta
 from typing import Any
 
@@ -472,11 +472,3 @@ def observe_freshness(policy: FreshnessPolicy, latest: date | None, today: date)
     breach = lag > policy.max_lag_days
     return Observation(today, "breach" if breach else "ok", value=float(lag), expected=float(policy.max_lag_days),
                        clear=not breach, detail=f"latest {policy.date_column} is {latest} ({lag} days old)")
-
-
-def state_dict(st: AlertState) -> dict[str, Any]:
-    return asdict(st)
-
-
-def as_mapping(obs: Observation) -> Mapping[str, Any]:
-    return asdict(obs)

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterable
-from datetime import date, datetime, timezone
+from datetime import datetime
 
 from nightjar.alerts.evaluate import AlertState, EvalEvent
 
@@ -95,10 +95,6 @@ _STATE_COLS = ["fingerprint", "rule_name", "labels", "status", "breach_streak", 
                "last_notified", "last_value", "peak_score", "updated_at"]
 
 
-def utcnow() -> datetime:
-    return datetime.now(timezone.utc)
-
-
 def ensure_schema(con) -> None:
     for stmt in DDL:
         con.execute(stmt)
@@ -157,12 +153,3 @@ def record_episodes(con, events: Iterable[EvalEvent], st: AlertState, now: datet
     if st.status == "firing" and st.peak_score is not None:
         con.execute("update alerts.alert_episodes set peak_score = ? where fingerprint = ? and episode = ?",
                     [st.peak_score, st.fingerprint, st.episode])
-
-
-def firing_alerts(con) -> list[tuple]:
-    return con.execute("select rule_name, fingerprint, episode, episode_fired, last_value from alerts.alert_state "
-                       "where status = 'firing' order by rule_name").fetchall()
-
-
-def _date(v) -> date | None:
-    return v if isinstance(v, date) or v is None else date.fromisoformat(str(v))

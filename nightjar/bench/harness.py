@@ -29,8 +29,8 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from dagster_project.transform.nightly import nightly_dbt_args
 from nightjar.bench.scales import SCALES, Scale
+from nightjar.dbt_args import nightly_dbt_args
 from nightjar.settings import DBT_PROJECT_DIR, REPO_ROOT
 
 HANDWRITTEN_SQL = REPO_ROOT / "benchmarks" / "handwritten_marts.sql"
@@ -375,7 +375,7 @@ def run_bench(
             "ratio_cpu": ratio(stats_of(inc_runs)["cpu_s"]["median"], stats_of(full_runs)["cpu_s"]["median"]),
             "target": "<= 0.10",
             "note": "the incremental night runs dbt with the nightly run's arguments "
-                    "(dagster_project/transform/nightly.py: no unit tests, data tests on the night's "
+                    "(nightjar/dbt_args.py: no unit tests, data tests on the night's "
                     "loads) over the models' incremental paths; 'full' = empty warehouse, all 366 "
                     "days, plain `dbt build`. Parts: [both dlt loads in one process (as the nightly "
                     "job's in-process executor runs them; events_op_wall_s/shop_op_wall_s inside), dbt].",

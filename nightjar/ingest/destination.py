@@ -3,10 +3,10 @@ file it loads.
 
 A DuckDB connection that stays open for a whole load (nightjar.ingest.pipeline
 ``warehouse_connection``) otherwise folds every inserted row group into the database file
-in one checkpoint when it closes. For a big load that final checkpoint cost more than
+in one checkpoint when it closes. For a big load that final checkpoint costs more than
 checkpointing job by job: at scale M (20 files of 500k events) closing took 8.8 s of an
 80 s events load; inserting the same files with a CHECKPOINT after each took 24.2 s / 40.6
-CPU-s instead of 28.8 s / 52.3 (BENCHMARKS.md, fourth session). DuckDB's own
+CPU-s instead of 28.8 s / 52.3 (BENCHMARKS.md). DuckDB's own
 ``checkpoint_threshold`` does not trigger here: an optimistically written insert adds only a
 few KB to the WAL, and dlt's cursors keep the automatic checkpoint from running."""
 from __future__ import annotations
@@ -36,12 +36,12 @@ class CheckpointingCopyJob(DuckDbCopyJob):
 
 class EventsManifestJob(RunnableLoadJob):
     """The ``events`` job of an events package: its file is the manifest that
-    ``nightjar.ingest.events.events_resource`` wrote; the job reads the landing files it
+    ``nightjar.ingest.discover.events_resource`` wrote; the job reads the landing files it
     names, validates them and inserts the rows into ``raw.events``, ``raw.events_rejected``
-    and ``raw.events_load_log`` (``nightjar.ingest.events.load_manifest``)."""
+    and ``raw.events_load_log`` (``nightjar.ingest.load_job.load_manifest``)."""
 
     def run(self) -> None:
-        from nightjar.ingest.events import load_manifest
+        from nightjar.ingest.load_job import load_manifest
 
         sql_client = self._job_client.sql_client
         tables = {t: sql_client.make_qualified_table_name(t) for t in ("events", "events_rejected", "events_load_log")}

@@ -167,8 +167,8 @@ class DuckDBValidator:
     def insert_valid(self, batch: pa.Table, table: str, loaded_at) -> pa.Table | None:
         """Validate ``batch`` and insert its valid rows into ``table`` (the warehouse's
         ``raw.events``) in one statement: the rows go from the Arrow lines straight into the
-        table, on all threads, without being written anywhere in between (the parquet spool
-        of earlier versions cost ~25 % of the whole load, BENCHMARKS.md).
+        table, on all threads, without being written anywhere in between (a parquet spool
+        file in between costs ~25 % of the whole load, BENCHMARKS.md).
 
         Returns the rows that were not inserted (``_file``, ``_line``, ``raw_line``,
         ``reason``), or None. An INSERT cannot also hand back the rejected rows, so they are
@@ -206,12 +206,11 @@ class DuckDBValidator:
     def checkpoint(self) -> None:
         """Fold the inserted row groups into the database file now: after each 500k-row
         insert this is cheaper than one checkpoint of the whole load at the end
-        (BENCHMARKS.md, fourth session)."""
+        (BENCHMARKS.md)."""
         self.con.execute("CHECKPOINT")
 
 
 EVENT_COLS = [f.name for f in EVENTS_SCHEMA if f.name != "_loaded_at"]
-REJECT_COLS = [f.name for f in REJECTED_SCHEMA if f.name != "_loaded_at"]
 OUT_COLS = ["_file", "_line", "raw_line", "reason", *[c for c in EVENT_COLS if c not in ("_file", "_line")]]
 
 

@@ -22,7 +22,8 @@ import duckdb
 from dlt.destinations.impl.duckdb.configuration import DuckDbCredentials
 
 from nightjar.ingest.destination import warehouse
-from nightjar.ingest.events import BATCH_ROWS, LOAD_RESULTS, EventsRunStats, events_source
+from nightjar.ingest.discover import EventsRunStats, events_source
+from nightjar.ingest.load_job import BATCH_ROWS, load_results
 from nightjar.ingest.shop import SHOP_TABLES, shop_source
 from nightjar.settings import Settings, get_settings
 from nightjar.warehouse_lock import warehouse_lock
@@ -94,9 +95,8 @@ def load_events(settings: Settings | None = None, *, batch_rows: int = BATCH_ROW
 
 def _load_events(settings: Settings, batch_rows: int) -> dict:
     started = time.perf_counter()
-    # One load job at a time: each job is one INSERT of a 500k-row parquet file that DuckDB
-    # already runs on all threads, and dlt's default 20 parallel jobs multiply the memory
-    # (they ran out of a 400MB memory_limit at scale M, where one job at a time fits).
+    # One load job at a time: DuckDB already runs each job's inserts on all threads, and
+    # dlt's default of 20 parallel jobs would multiply the memory they need.
     os.environ.setdefault(f"{EVENTS_PIPELINE.upper()}__LOAD__WORKERS", "1")
     stats = EventsRunStats()
     with warehouse_connection(settings) as connection:
@@ -108,8 +108,10 @@ def _load_events(settings: Settings, batch_rows: int) -> dict:
         info.raise_on_failed_jobs()
         if resuming:
             _drop_replayed_rows(pipeline)
-    # the load job counted the lines (nightjar.ingest.events.load_manifest)
-    counted = {r.file: r for r in LOAD_RESULTS.pop(stats.load_id, [])} if stats.load_id else {}
+        # the load job stored each file's counts with its rows (raw.events_load_log)
+        counted = {}
+        if stats.load_id and stats.files:
+            counted = {r.file: r for r in load_results(connection, stats.load_id, _event_tables())}
     for f in stats.files:
         if f.file in counted:
             r = counted[f.file]
@@ -144,6 +146,10 @@ _EVENT_TABLE_ROW_KEYS = {
     "events_rejected": "_file, _line, reason, _loaded_at",
     "events_load_log": "_file, load_id",
 }
+
+
+def _event_tables() -> dict[str, str]:
+    return {t: f"{DATASET}.{t}" for t in _EVENT_TABLE_ROW_KEYS}
 
 
 def _drop_replayed_rows(pipeline: dlt.Pipeline) -> None:

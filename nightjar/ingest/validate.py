@@ -33,7 +33,7 @@ reason                                rule
 ====================================  =====================================================
 
 File-level faults (``corrupt_gzip``, ``unreadable_file``, ``not_a_file``) are produced by
-:mod:`nightjar.ingest.events`, not here.
+:mod:`nightjar.ingest.load_job`, not here.
 
 The same rules are implemented as a DuckDB query in :mod:`nightjar.ingest.fastpath` (used
 for the bulk of the lines); this module is the strict reference and handles the lines the

@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 import os
 import tempfile
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta, timezone
 from html import escape
@@ -621,10 +622,12 @@ def write_report(report: Report, reports_dir: Path, run_date: date | None = None
     return dated, latest
 
 
-def generate_report(warehouse: Path, reports_dir: Path, **kwargs) -> tuple[Report, Path, Path]:
-    """Open the warehouse read-only (an absent warehouse renders an all-"not available" report)."""
+def generate_report(warehouse: Path, reports_dir: Path, *, config: Mapping[str, str | int],
+                    **kwargs) -> tuple[Report, Path, Path]:
+    """Open the warehouse read-only with its DuckDB ``config`` (``Settings.duckdb_config()``)
+    and write the report (an absent warehouse renders an all-"not available" report)."""
     if warehouse.exists():
-        con = duckdb.connect(str(warehouse), read_only=True)
+        con = duckdb.connect(str(warehouse), read_only=True, config=dict(config))
     else:
         con = duckdb.connect(":memory:")
     try:

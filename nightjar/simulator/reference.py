@@ -58,7 +58,7 @@ BOT_AGENTS: tuple[str, ...] = (
     "PriceCompare-Crawler/3.1 (+https://pricecompare.example/crawler)",
 )
 
-# Acquisition channels (names shared with ml/synthetic.py) plus "direct" for returning visits.
+# Acquisition channels (names shared with tests/ml_synthetic.py) plus "direct" for returning visits.
 CHANNELS: tuple[str, ...] = ("organic", "paid_search", "social", "email", "referral", "direct")
 # Latent engagement shift by acquisition channel: referred/email customers are stickier.
 CHANNEL_ENGAGEMENT = (0.1, -0.1, -0.3, 0.3, 0.4, 0.0)

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import pytest
 
-from dagster_project.transform.nightly import nightly_dbt_args
+from nightjar.dbt_args import nightly_dbt_args
 
 from .helpers import (connect_ro, copy_shop, copy_warehouse, dbt_inprocess, ingest, list_tables, query,
                       _column_exprs)

@@ -83,7 +83,7 @@ def _count_lines(path: Path) -> int | None:
 
 @pytest.mark.slow
 def test_malformed_night_finishes_reconciles_and_flags(night, tmp_path, monkeypatch):
-    import nightjar.ingest.events as events_mod
+    import nightjar.ingest.discover as events_mod
 
     work = copy_shop(night.template, tmp_path / "data")
     events_dir = work / "landing" / "events"

@@ -41,7 +41,7 @@ def test_shop_db_unreachable_fails_clearly_then_catches_up(night, tmp_path, url)
 
 
 def test_landing_file_deleted_between_listing_and_reading(night, tmp_path, monkeypatch):
-    import nightjar.ingest.events as events_mod
+    import nightjar.ingest.discover as events_mod
 
     work = copy_shop(night.template, tmp_path / "data")
     events_dir = work / "landing" / "events"

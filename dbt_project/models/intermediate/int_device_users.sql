@@ -1,12 +1,6 @@
-{#
-  Every (anonymous_id, user_id) pair seen together on an event, bots included: the users a
-  device has belonged to. user_change_points (macros/touched_keys.sql) reads a changing
-  device's previous owners here instead of scanning the events of the whole history.
-
-  Incremental (delete+insert on the pair): a run upserts the pairs of the events loaded
-  after its watermark (`_max_loaded_at`); pairs never disappear (events are never
-  deleted), so the result equals a full refresh.
-#}
+{# Every (anonymous_id, user_id) pair seen together on an event, bots included: a device's
+   owners, past and present, so that user_change_points need not scan every event.
+   Incremental upsert of the pairs of newly loaded events (README "Incrementality"). #}
 {{
   config(
     materialized='incremental',

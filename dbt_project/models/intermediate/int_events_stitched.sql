@@ -1,8 +1,5 @@
-{#
-  Events with their user_key (DESIGN §2): user_id when present on the event; else the
-  most recent user_id seen on the same anonymous_id; else the anonymous_id.
-  Bots are kept (is_bot) — sessions, retention and metrics filter them out.
-#}
+{# Events with their user_key (DESIGN §2): the event's user_id, else the most recent user_id
+   seen on its anonymous_id (int_identity_map), else the anonymous_id. Bots are kept (is_bot). #}
 with events as (
 
     select * from {{ ref('stg_events') }}

@@ -1,32 +1,6 @@
-{#
-  Identity map (DESIGN §2): one row per anonymous_id with the user_key its anonymous
-  events belong to: the most recent user_id ever seen on that anonymous_id (by event
-  timestamp, then received_at, then event_id), else the anonymous_id itself.
-
-  Incremental (delete+insert on anonymous_id): a nightly run rewrites only the
-  anonymous_ids with a stg_events row newer than this table's watermark (`_max_loaded_at`,
-  macros/touched_keys.sql) — new days, late events, retried duplicates and late
-  identifications all arrive as such rows. Most of them (a returning customer's device)
-  are updated from their stored row and their new events alone: first/last seen and the
-  watermark are min/max, and when every new identification is by the stored owner and
-  newer than its stored one, the owner and its run stay and the newest identification
-  moves forward. The others (a new device, a first identification, another user, a late
-  or tied identification) are recomputed from all their events, and so are, in a
-  backfill, the devices with events in the window. Rows never disappear (events are
-  never deleted), so the result equals a full refresh.
-
-  `_mapped_loaded_at` tells the user-keyed models whether the mapping may have changed
-  since their own watermark W (macros/touched_keys.sql, user_change_points): it is the
-  load time of the oldest identification in the current owner's latest unbroken run of
-  identifications (newest first, up to the newest one by another user_id). If the owner
-  changed after W, every identification of that run is newer than the old owner's last
-  one, hence was loaded after W: `_mapped_loaded_at > W`. A returning customer who logs in
-  again extends the run without moving its start, so it does not look like a new mapping.
-
-  `first_anonymous_at` (the device's first non-bot anonymous event, min-maintained like
-  first_seen_at) is where a device that changes hands moves its events from, so that
-  user_change_points need not scan the events of the whole history for it.
-#}
+{# One row per anonymous_id with the user_key its anonymous events belong to (DESIGN §2).
+   Incremental: a touched device is updated from its stored row when it can be (`updated`),
+   else recomputed from all its events (README "Identity map"). #}
 {#- An event's time if it is a non-bot event without a user_id (else null). -#}
 {%- set anonymous_event_at -%}
     case when user_id is null and not is_bot then event_timestamp end

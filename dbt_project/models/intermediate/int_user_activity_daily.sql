@@ -1,19 +1,6 @@
-{#
-  One row per (user_key, UTC date) with at least one non-bot event: the basis of
-  active users, new users, retention and the daily funnel (DESIGN §2).
-  funnel_step = the furthest purchase-funnel step reached that day: 1 page_viewed,
-  2 product_viewed, 3 product_added_to_cart, 4 checkout_started, 5 purchase_completed,
-  0 none of these (fct_funnel_daily counts a user at every step up to it).
-
-  Incremental (macros/replace_changed_users.sql): a nightly run recomputes only the
-  user_keys whose events or stitching changed since this table's watermark
-  (`_max_loaded_at`), and for each of them only the days from its first change on
-  (`changed_from`, macros/touched_keys.sql: new, late and re-delivered events, devices that
-  changed hands, backfill windows); the strategy replaces those days of the user
-  (`replaced_rows`) with this run's rows, its earlier days stay. The post-hook deletes the
-  rows of anonymous_ids that are now identified (their events moved to the user).
-  Equal to a full refresh.
-#}
+{# One row per (user_key, UTC date) with non-bot events and the furthest funnel step reached
+   that day. Incremental: the changed users from their first changed day on (strategy
+   replace_changed_users, README "Incrementality"). #}
 -- depends_on: {{ ref('stg_events') }}
 -- depends_on: {{ ref('int_identity_map') }}
 -- depends_on: {{ ref('int_device_users') }}
@@ -21,7 +8,7 @@
   config(
     materialized='incremental',
     incremental_strategy='replace_changed_users',
-    replaced_rows='stored.activity_date >= ' ~ nightjar.to_date('changed_from'),
+    replaced_rows='stored.activity_date >= cast(changed_from as date)',
     on_schema_change='append_new_columns',
     post_hook=["{{ nightjar.delete_identified_anonymous_keys() }}"]
   )
@@ -42,7 +29,7 @@ recompute_points as (
     -- (the strategy replaces the stored rows from that day on: `replaced_rows` above)
     select
         user_key,
-        cast({{ nightjar.to_date('changed_from') }} as {{ dbt.type_timestamp() }}) as recompute_from
+        cast(cast(changed_from as date) as {{ dbt.type_timestamp() }}) as recompute_from
     from change_points
 
 ),

@@ -1,15 +1,5 @@
-{#
-  One row per shop customer with order history and RFM scores.
-    as_of_date      = last date with events or orders (the data's "today", deterministic)
-    orders_count    = orders not cancelled; gross/net revenue in USD (net = gross - refunded)
-    recency_days    = as_of_date - date of the last (not cancelled) order
-    r/f/m_score     = ntile(5) over customers with at least one order (5 = best: most
-                      recent, most orders, most net revenue; ties broken by customer_id)
-    rfm_segment     = Champions, Loyal, Potential Loyalist, New, Needs Attention,
-                      At Risk, Hibernating, Lost; 'Prospect' for customers without orders
-    acquisition_channel = utm_source of the customer's first session, else 'referral'
-                      when it had a referrer, else 'direct'; 'unknown' without sessions
-#}
+{# One row per shop customer: orders (not cancelled, USD), RFM scores and segment, acquisition
+   channel; definitions in README "Decisions" and dim_customers.yml. #}
 
 with customers as (
 
@@ -56,10 +46,9 @@ customer_orders as (
 
 ),
 
-{#- The first session of each customer (earliest start, then lowest session_id) by two
-    aggregations and a join rather than a row_number() over every session: that sort was
-    ~60% of this model's time at scale M (BENCHMARKS.md). session_start is never null (a
-    not_null constraint of fct_sessions), so the earliest start always matches a session. #}
+{#- Each customer's first session (earliest start, then lowest session_id) by two aggregations
+    and a join: a row_number() over every session costs ~60% of this model at scale M.
+    session_start is never null (a constraint of fct_sessions), so the earliest always matches. #}
 first_session_starts as (
 
     select customer_id, min(session_start) as session_start
@@ -93,7 +82,7 @@ scored as (
 
     select
         customer_orders.*,
-        {{ dbt.datediff(nightjar.to_date('customer_orders.last_order_at'), 'as_of.as_of_date', 'day') }} as recency_days,
+        {{ dbt.datediff('cast(customer_orders.last_order_at as date)', 'as_of.as_of_date', 'day') }} as recency_days,
         ntile(5) over (order by customer_orders.last_order_at, customer_orders.customer_id) as r_score,
         ntile(5) over (order by customer_orders.orders_count, customer_orders.customer_id) as f_score,
         ntile(5) over (order by customer_orders.net_revenue_usd, customer_orders.customer_id) as m_score

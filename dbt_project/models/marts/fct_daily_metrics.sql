@@ -1,30 +1,9 @@
-{#
-  One row per UTC date from the first to the last date with events or orders (DESIGN §2).
-  Rebuilt in full each run (one row per day: small), so a refund or cancellation of an
-  old order moves that order's revenue on the day it was created.
-    dau / wau / mau: distinct non-bot user_keys active on D, D-6..D, D-29..D
-    stickiness = dau / mau; new_users = user_keys whose first event is on D
-    sessions, avg_session_duration_seconds, bounce_rate, conversion_rate from fct_sessions
-      (by session_date; conversion_rate = converted sessions / sessions)
-    orders = orders created on D not cancelled; units = their items' quantity;
-    gross_revenue = their total (USD); refunds = total of those now refunded;
-    net_revenue = gross - refunds; aov = gross / orders; arpdau = net_revenue / dau
-  Ratios are null when their denominator is 0; counts and money are 0.
-#}
+{# One row per UTC date from the first to the last date with events or orders (DESIGN §2),
+   rebuilt each run so that refunds of old orders land on their order's day; columns in the .yml. #}
 
-{#- Everything per user and day comes from one sort of int_user_activity_daily (one row
-    per user_key and date): each row with the user's previous and next active date.
-      dau       = rows of the day (a user's first row that day, should the grain ever break)
-      new_users = rows without a previous date (the user's first day)
-      wau / mau = activity on d makes a user count on metric dates d .. d+N-1 (N = 7 / 30);
-                  per user those intervals merge into disjoint islands. An island starts on
-                  a date whose previous date is more than N days back and ends (exclusive)
-                  N days after a date whose next date is more than N days ahead; per date,
-                  +starts and -ends summed over the spine give the distinct users active
-                  in the window. Exactly the same counts as a range join of spine x
-                  activity, which was ~90% of this model's time. (Earlier: three window
-                  passes and two aggregations over the table; now one sort, BENCHMARKS.md.)
-    The table is read in this one place: a CTE with several consumers is materialised. #}
+{#- dau, new_users and the wau/mau island starts and ends all come from one sort of
+    int_user_activity_daily (README "Daily metrics"), read only here: DuckDB materialises a
+    CTE with several consumers. #}
 with activity as (
 
     select

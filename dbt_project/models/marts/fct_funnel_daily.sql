@@ -1,13 +1,6 @@
-{#
-  Daily purchase funnel over non-bot stitched events, by UTC date.
-  Steps: 1 view (page_viewed) -> 2 product (product_viewed) -> 3 cart
-  (product_added_to_cart) -> 4 checkout (checkout_started) -> 5 purchase
-  (purchase_completed). A user_key "reaches" step k on D when it has an event of step k
-  or of any later step that day (a purchase implies the earlier steps), so the counts
-  never increase along the funnel and every step conversion lies in 0..1.
-  The furthest step per user and day is int_user_activity_daily.funnel_step, so this
-  re-aggregates one row per active user-day instead of every event of the history.
-#}
+{# Daily purchase funnel (DESIGN §2): a user_key reaches step k on a date when its furthest
+   step that day (int_user_activity_daily.funnel_step) is k or later, so the counts never
+   increase down the funnel. #}
 
 with user_days as (
 

@@ -1,25 +1,6 @@
-{#
-  fct_sessions (DESIGN §2): non-bot, de-duplicated events of one user_key ordered by
-  timestamp (ties by event_id); a new session starts when the gap to the previous event
-  is greater than `session_timeout_minutes` (30). Not split at midnight; belongs to the
-  UTC date it starts.
-
-  Incremental (macros/replace_changed_users.sql): a nightly run recomputes only the
-  user_keys whose events or stitching changed since the watermark (`_max_loaded_at` =
-  newest `_last_loaded_at` of the events already sessionised), each from its first change
-  on (`changed_from`, macros/touched_keys.sql): new days, late events (any lateness) and
-  retried duplicates at their timestamps; a device that changes hands (is identified, or
-  by someone else) for its new owner, its previous owner and itself, from its first
-  anonymous event. A user's sessions that end more than the timeout before its first
-  change cannot be affected: they stay in the table (numbering continues after them), and
-  the strategy replaces the user's later sessions (`replaced_rows`) with this run's rows,
-  which re-sessionise its events from there. A backfill (vars backfill_start /
-  backfill_end, macros/backfill.sql) re-sessionises the users with events in the window
-  over their whole history (= a full refresh for them).
-  A user_key that disappears (an anonymous_id that got identified) loses its replaced
-  sessions and gets no new ones; the post-hook deletes any it has left. The result equals
-  a full refresh.
-#}
+{# One row per session (DESIGN §2): a user_key's non-bot events, split where the gap exceeds
+   session_timeout_minutes, dated by their start. Incremental: the changed users from their
+   first session a change can reach (strategy replace_changed_users, README "Incrementality"). #}
 -- depends_on: {{ ref('stg_events') }}
 -- depends_on: {{ ref('int_identity_map') }}
 -- depends_on: {{ ref('int_device_users') }}
@@ -181,7 +162,7 @@ final as (
         {{ dbt.hash(dbt.concat(["aggregated.user_key", "'|'", "cast(aggregated.session_start as " ~ dbt.type_string() ~ ")"])) }} as session_id,
         aggregated.user_key,
         aggregated.customer_id,
-        {{ nightjar.to_date('aggregated.session_start') }} as session_date,
+        cast(aggregated.session_start as date) as session_date,
         aggregated.session_start,
         aggregated.session_end,
         {{ nightjar.seconds_between('aggregated.session_start', 'aggregated.session_end') }} as duration_seconds,

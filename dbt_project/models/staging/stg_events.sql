@@ -1,18 +1,6 @@
-{#
-  stg_events: one row per logical event (event_id), DESIGN §1.1.
-
-  Incremental (delete+insert on event_id): a run reads only the raw rows loaded after the
-  newest `_last_loaded_at` already here, then re-derives those event_ids from *all* their
-  raw copies, so the kept copy (earliest received_at) is the same as in a full refresh,
-  even when a retried delivery arrives in a later batch.
-  A backfill (vars backfill_start/backfill_end, macros/backfill.sql) also re-derives every
-  event_id with a raw copy whose timestamp is in the window.
-
-  The `properties`/`context` JSON documents are not copied here: every field the marts use
-  is extracted below, and the documents stay in raw.events (join on _file, _line for the
-  kept copy). Persisting ~1 KB of JSON per event was about half of this model's cost
-  (BENCHMARKS.md).
-#}
+{# One row per logical event (DESIGN §1.1): de-duplicated by event_id (earliest received_at
+   wins), fields extracted from the JSON documents, bots flagged. Incremental: re-derives the
+   event_ids with newly loaded copies (README "Incrementality"). #}
 {{
   config(
     materialized='incremental',
@@ -43,12 +31,8 @@
 {%- endset -%}
 {%- set raw_columns = ['event_id', 'event_name', adapter.quote('timestamp'), 'received_at', 'anonymous_id', 'user_id', 'session_id', 'properties', 'context', '_file', '_line', '_loaded_at'] -%}
 
-{#- The ~1 KB JSON documents of a raw row are never carried through a window or spilled by
-    a large join: the night ranks its copies on their narrow columns and reads only the
-    kept ones in full; a full refresh ranks only the event_ids that have several copies
-    (about 1 %) and streams the others (at 10^8 events and a 4GB memory_limit, ranking
-    every row spilled more than 40 GB). The raw table is referenced directly, not through a
-    shared CTE (DuckDB materialises a CTE with two consumers: a copy of raw.events). #}
+{#- The ~1 KB JSON documents never go through a window or a large join (README "stg_events").
+    raw.events is referenced directly: DuckDB would materialise a CTE with two consumers. #}
 with
 
 {% if is_incremental() %}
@@ -197,7 +181,7 @@ extracted as (
         event_id,
         event_name,
         event_timestamp,
-        {{ nightjar.to_date('event_timestamp') }} as event_date,
+        cast(event_timestamp as date) as event_date,
         received_at,
         anonymous_id,
         user_id,

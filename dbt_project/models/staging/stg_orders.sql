@@ -42,7 +42,7 @@ select
     total_amount_usd,
     created_at,
     updated_at,
-    {{ nightjar.to_date('created_at') }} as order_date,
+    cast(created_at as date) as order_date,
     status = 'cancelled' as is_cancelled,
     status = 'refunded' as is_refunded
 from renamed

@@ -1,8 +1,8 @@
 """The dbt CLI arguments of a nightly (incremental) run, in one place.
 
-The Dagster dbt asset (dagster_project/transform/assets.py) and the benchmark harness both
-call :func:`nightly_dbt_args`, so a benchmark measures exactly what the nightly run does.
-No Dagster import here: the harness imports this module without building definitions.
+The Dagster dbt asset (dagster_project/transform/assets.py) and the benchmark harness
+(nightjar/bench) both call :func:`nightly_dbt_args`, so a benchmark measures exactly what
+the nightly run does; the harness imports it without loading any Dagster code.
 
 What the arguments do (dbt_project/README.md "Nightly run"):
 

@@ -1,5 +1,5 @@
 import dagster as dg
 
-from dagster_project.ingestion.assets import landing_events, shop_db
+from dagster_project.ingest.assets import landing_events, shop_db
 
 defs = dg.Definitions(assets=[landing_events, shop_db])

@@ -16,6 +16,8 @@ SHOP_TABLES = {
     "orders": "Orders with their current status (merged on order_id, incremental on updated_at).",
     "order_items": "Order lines (merged on order_id, line_number).",
 }
+# Group "ingestion" (the package is `ingest`, like nightjar.ingest): selections such as
+# `group:ingestion` and the docs use this name.
 _COMMON = dict(group_name="ingestion", owners=["team:data-platform"], kinds={"dlt", "duckdb"})
 
 
