@@ -42,7 +42,10 @@ def _cmd_ui(args: argparse.Namespace) -> int:
 
     settings = get_settings()
     home = prepare_dagster_home(settings)
-    env = {**os.environ, "DAGSTER_HOME": str(home)}
+    # Absolute paths: `dagster dev` runs from the repository, dbt from dbt_project/. The
+    # partition start stays derived (re-read on every code reload) unless the user set it.
+    derived = {"NIGHTJAR_PARTITIONS_START"} - set(os.environ)
+    env = {**os.environ, **{k: v for k, v in settings.env().items() if k not in derived}, "DAGSTER_HOME": str(home)}
     # Host and port from NIGHTJAR_UI_URL, the address notifications link to.
     url = urlsplit(settings.ui_url)
     host, port = args.host or url.hostname or "127.0.0.1", args.port or url.port or 3000

@@ -6,6 +6,7 @@ pool) into it.
 """
 from __future__ import annotations
 
+import fcntl
 import os
 import shutil
 import socket
@@ -23,11 +24,25 @@ HOST_TAG = "nightjar/host"
 
 
 def prepare_dagster_home(settings: Settings) -> Path:
+    """The instance directory, created on first use. Creation is serialised across
+    processes: Dagster creates its SQLite tables when an instance is first opened, and two
+    `nightjar run`s started together would both try to."""
     home = settings.dagster_home or settings.data_dir / "dagster_home"
     home.mkdir(parents=True, exist_ok=True)
-    config = home / "dagster.yaml"
-    if not config.exists():
-        shutil.copyfile(INSTANCE_CONFIG, config)
+    ready = home / ".nightjar_initialised"
+    if ready.exists():
+        return home
+    with open(home / ".nightjar_init.lock", "a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if not ready.exists():
+            config = home / "dagster.yaml"
+            if not config.exists():
+                shutil.copyfile(INSTANCE_CONFIG, config)
+            import dagster as dg
+
+            with dg.DagsterInstance.from_config(str(home)):
+                pass  # creates the run, event-log and schedule storage
+            ready.touch()
     return home
 
 

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import os
 import re
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -143,3 +145,19 @@ def landing_days(events_dir: Path) -> list[str]:
 def first_landing_day(events_dir: Path) -> str | None:
     days = landing_days(events_dir)
     return days[0] if days else None
+
+
+@contextmanager
+def environ_overrides(values: dict[str, str]) -> Iterator[None]:
+    """Set `values` in this process's environment (seen by every subprocess it starts) and
+    restore the previous values on exit."""
+    saved = {k: os.environ.get(k) for k in values}
+    os.environ.update(values)
+    try:
+        yield
+    finally:
+        for key, value in saved.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value

@@ -122,10 +122,11 @@ def format_run_account(result, selected_keys, window: tuple[str, str] | None) ->
     materialised = {e.asset_key for e in result.all_events if e.event_type == DagsterEventType.ASSET_MATERIALIZATION}
     skipped_steps = sorted(e.step_key for e in result.all_events if e.event_type == DagsterEventType.STEP_SKIPPED)
     not_built = [k for k in selected_keys if k not in materialised]
-    lines = ["", f"This run: {len(materialised)} of {len(selected_keys)} selected assets materialised"
-             + (f", recorded for partitions {window[0]}..{window[1]}" if window else "")]
     dbt_keys = [k for k in not_built if k.path[0] in ("staging", "intermediate", "marts")]
-    if dbt_keys and "nightjar_dbt_models" not in skipped_steps:
+    built_days = f", daily partitions {window[0]}..{window[1]}" if window and not dbt_keys else ""
+    lines = ["", f"This run: {len(materialised)} of {len(selected_keys)} selected assets materialised{built_days}"]
+    failed = {e.step_key for e in result.all_events if e.is_step_failure}
+    if dbt_keys and not {"nightjar_dbt_models"} & (set(skipped_steps) | failed):
         from nightjar.build_state import SKIP_REASON
 
         lines.append(f"  skipped dbt build ({len(dbt_keys)} models): {SKIP_REASON}")

@@ -6,6 +6,7 @@ three days of events and orders; ``append_increment(path)`` adds the next night'
 identified, a refund of an old order). The expected marts are worked out by hand in
 ``tests/test_dbt_project.py`` next to the assertions. ``append_night3(path)`` adds a third
 night (a device that changes hands, a late file that moves a visitor to an earlier cohort).
+``table_diff`` compares one table between two attached warehouses (a build and its oracle).
 
 Days: D1 = 2025-01-06 (Monday), D2 = 2025-01-07, D3 = 2025-01-08, D4 = 2025-01-09.
 
@@ -208,18 +209,33 @@ def _insert_events(con: duckdb.DuckDBPyConnection, events, loaded_at: str) -> No
 
 
 def _insert_shop(con, load_id: str, customers=(), products=(), orders=(), items=()) -> None:
-    for i, row in enumerate(customers):
-        con.execute("insert into raw.customers values (?, ?, ?, cast(? as timestamp), cast(? as timestamp), ?, ?)",
-                    [*row, load_id, f"{load_id}-c{i}"])
-    for i, row in enumerate(products):
-        con.execute("insert into raw.products values (?, ?, ?, ?, cast(? as timestamp), ?, ?)",
-                    [*row, load_id, f"{load_id}-p{i}"])
-    for i, row in enumerate(orders):
-        con.execute("insert into raw.orders values (?, ?, ?, ?, ?, cast(? as timestamp), cast(? as timestamp), ?, ?)",
-                    [*row, load_id, f"{load_id}-o{i}"])
-    for i, row in enumerate(items):
-        con.execute("insert into raw.order_items values (?, ?, ?, ?, ?, ?, ?)",
-                    [*row, load_id, f"{load_id}-i{i}"])
+    _insert_loaded(con, "customers", "?, ?, ?, cast(? as timestamp), cast(? as timestamp)", customers, load_id, "c")
+    _insert_loaded(con, "products", "?, ?, ?, ?, cast(? as timestamp)", products, load_id, "p")
+    _insert_loaded(con, "orders", "?, ?, ?, ?, ?, cast(? as timestamp), cast(? as timestamp)", orders, load_id, "o")
+    _insert_loaded(con, "order_items", "?, ?, ?, ?, ?", items, load_id, "i")
+
+
+def _insert_loaded(con, table: str, values: str, rows, load_id: str, tag: str) -> None:
+    """Insert `rows` into raw.`table`, each followed by dlt's _dlt_load_id and a unique _dlt_id."""
+    for i, row in enumerate(rows):
+        con.execute(f"insert into raw.{table} values ({values}, ?, ?)", [*row, load_id, f"{load_id}-{tag}{i}"])
+
+
+def table_diff(con: duckdb.DuckDBPyConnection, table: str, left: str, right: str) -> tuple[int, int, int]:
+    """Rows of `table` only in attached catalog `left`, rows only in `right`, and its row count in
+    `left`. Doubles are rounded to 9 decimals (summation order may differ between engines' plans)."""
+    schema, name = table.split(".")
+    cols = con.execute("select column_name, data_type from information_schema.columns "
+                       "where table_catalog = ? and table_schema = ? and table_name = ? "
+                       "order by ordinal_position", [left, schema, name]).fetchall()
+    assert cols, table
+    sel = ", ".join(f'round("{c}", 9)' if t in ("DOUBLE", "FLOAT") else f'"{c}"' for c, t in cols)
+    only_left = con.execute(f"select count(*) from (select {sel} from {left}.{table} except all "
+                            f"select {sel} from {right}.{table})").fetchone()[0]
+    only_right = con.execute(f"select count(*) from (select {sel} from {right}.{table} except all "
+                             f"select {sel} from {left}.{table})").fetchone()[0]
+    n = con.execute(f"select count(*) from {left}.{table}").fetchone()[0]
+    return only_left, only_right, n
 
 
 def build_base(path: str | Path) -> Path:

@@ -25,7 +25,7 @@ import duckdb
 import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from dbt_fixtures import append_increment, append_night3, build_base  # noqa: E402
+from dbt_fixtures import append_increment, append_night3, build_base, table_diff  # noqa: E402
 
 from nightjar.dbt_args import nightly_dbt_args  # noqa: E402
 
@@ -211,23 +211,6 @@ def run_nightly(work: Path, name: str) -> str:
     return run_dbt(nightly_dbt_args(warehouse_of(work, name)), work, name)
 
 
-def _diff_count(con: duckdb.DuckDBPyConnection, table: str) -> tuple[int, int, int]:
-    """Rows only in the incremental build, rows only in the full refresh, row count.
-    Doubles are rounded to 9 decimals (summation order may differ between engines' plans)."""
-    schema, name = table.split(".")
-    cols = con.execute("select column_name, data_type from information_schema.columns "
-                       "where table_catalog = 'inc' and table_schema = ? and table_name = ? "
-                       "order by ordinal_position", [schema, name]).fetchall()
-    assert cols, table
-    sel = ", ".join(f'round("{c}", 9)' if t in ("DOUBLE", "FLOAT") else f'"{c}"' for c, t in cols)
-    only_inc = con.execute(f"select count(*) from (select {sel} from inc.{table} except all "
-                           f"select {sel} from fr.{table})").fetchone()[0]
-    only_full = con.execute(f"select count(*) from (select {sel} from fr.{table} except all "
-                            f"select {sel} from inc.{table})").fetchone()[0]
-    n = con.execute(f"select count(*) from inc.{table}").fetchone()[0]
-    return only_inc, only_full, n
-
-
 def test_incremental_equals_full_refresh(base, work):
     inc = warehouse_of(work, "inc")
     full = warehouse_of(work, "full")
@@ -249,7 +232,7 @@ def test_incremental_equals_full_refresh(base, work):
     try:
         con.execute(f"attach '{inc}' as inc (read_only)")
         con.execute(f"attach '{full}' as fr (read_only)")
-        diffs = {t: _diff_count(con, t) for t in COMPARED}
+        diffs = {t: table_diff(con, t, "inc", "fr") for t in COMPARED}
     finally:
         con.close()
     assert all(a == 0 and b == 0 for a, b, _ in diffs.values()), diffs
@@ -283,7 +266,7 @@ def _diffs(a: Path, b: Path) -> dict[str, tuple[int, int, int]]:
     try:
         con.execute(f"attach '{a}' as inc (read_only)")
         con.execute(f"attach '{b}' as fr (read_only)")
-        return {t: _diff_count(con, t) for t in COMPARED}
+        return {t: table_diff(con, t, "inc", "fr") for t in COMPARED}
     finally:
         con.close()
 

@@ -25,6 +25,7 @@ from dagster_project.orchestration.jobs import NIGHTLY_SELECTION
 from dagster_project.orchestration.partitions import NIGHTLY, RUN_KIND_TAG, build_daily_partitions, day_that_ended
 from dagster_project.orchestration.schedules import build_nightly_schedule
 from dagster_project.transform.assets import nightjar_dbt_models
+from dbt_fixtures import table_diff
 from nightjar.settings import get_settings
 
 REPO = Path(__file__).resolve().parents[1]
@@ -187,19 +188,6 @@ def test_dbt_models_are_partitioned_with_a_single_run_backfill() -> None:
 # --- backfill == full refresh ---------------------------------------------------------------
 
 
-def _diff(con: duckdb.DuckDBPyConnection, table: str) -> tuple[int, int, int]:
-    schema, name = table.split(".")
-    cols = con.execute("select column_name, data_type from information_schema.columns where table_catalog = 'bf' "
-                       "and table_schema = ? and table_name = ? order by ordinal_position", [schema, name]).fetchall()
-    assert cols, table
-    sel = ", ".join(f'round("{c}", 9)' if t in ("DOUBLE", "FLOAT") else f'"{c}"' for c, t in cols)
-    only_bf = con.execute(f"select count(*) from (select {sel} from bf.{table} except all "
-                          f"select {sel} from fr.{table})").fetchone()[0]
-    only_fr = con.execute(f"select count(*) from (select {sel} from fr.{table} except all "
-                          f"select {sel} from bf.{table})").fetchone()[0]
-    return only_bf, only_fr, con.execute(f"select count(*) from bf.{table}").fetchone()[0]
-
-
 def _start_full_refresh(warehouse: Path, work: Path) -> subprocess.Popen:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("DBT_", "NIGHTJAR_"))}
     env.update(NIGHTJAR_WAREHOUSE=str(warehouse), DBT_SEND_ANONYMOUS_USAGE_STATS="false", NIGHTJAR_DBT_THREADS="2")
@@ -278,7 +266,7 @@ def test_backfill_of_a_date_range_equals_a_full_refresh(data_dir: Path, tmp_path
     try:
         con.execute(f"attach '{warehouse}' as bf (read_only)")
         con.execute(f"attach '{fr_dir / 'warehouse.duckdb'}' as fr (read_only)")
-        diffs = {t: _diff(con, t) for t in COMPARED}
+        diffs = {t: table_diff(con, t, "bf", "fr") for t in COMPARED}
         new_days = con.execute("select count(*) from bf.staging.stg_events where event_date > '2025-02-10'").fetchone()[0]
     finally:
         con.close()

@@ -114,6 +114,8 @@ def test_readme_commands_work_verbatim_from_a_plain_shell(clone: Path, small_sho
             assert "marts.fct_daily_metrics" in out and "This run:" in out
         elif "alerts backtest" in command:
             assert "revenue_drop" in out
+        elif "alerts test" in command:
+            assert "log      ok" in out
     assert len(make_runs) == 2
     demo = _tables(clone / "data" / "demo" / "warehouse.duckdb")
     assert demo["marts.fct_sessions"] > 0 and demo["raw.events"] > 0

@@ -54,11 +54,14 @@ def new_materializations(instance: dg.DagsterInstance, cursor: dict[str, int],
     return new_cursor, changed
 
 
-@dg.sensor(
-    name="alerts_on_new_data",
-    job=alerts_job,
-    minimum_interval_seconds=60,
-    default_status=dg.DefaultSensorStatus.RUNNING,
+def _alerts_sensor(name: str, minimum_interval_seconds: int, description: str):
+    """A sensor that requests `alerts_job` and runs from the start."""
+    return dg.sensor(name=name, job=alerts_job, minimum_interval_seconds=minimum_interval_seconds,
+                     default_status=dg.DefaultSensorStatus.RUNNING, description=description)
+
+
+@_alerts_sensor(
+    "alerts_on_new_data", minimum_interval_seconds=60,
     description="Requests an alerts evaluation run when the daily-metrics mart or the demand forecast "
                 "has new materialisations.",
 )
@@ -74,11 +77,8 @@ def alerts_on_new_data(context: dg.SensorEvaluationContext):
     )
 
 
-@dg.sensor(
-    name="alerts_housekeeping",
-    job=alerts_job,
-    minimum_interval_seconds=300,
-    default_status=dg.DefaultSensorStatus.RUNNING,
+@_alerts_sensor(
+    "alerts_housekeeping", minimum_interval_seconds=300,
     description="Requests an alerts run when a mart is stale beyond its freshness policy, or when "
                 "notifications are waiting for a retry.",
 )

@@ -21,17 +21,17 @@ SHOP_TABLES = {
 _COMMON = dict(group_name="ingestion", owners=["team:data-platform"], kinds={"dlt", "duckdb"})
 
 
-def _specs(tables: dict[str, str], source: str) -> list[dg.AssetSpec]:
-    return [
+def _dlt_asset(name: str, tables: dict[str, str], source: str, description: str):
+    """A multi-asset that loads `tables` of `source` into `raw`, under the warehouse pool."""
+    specs = [
         dg.AssetSpec(raw_asset_key(t), description=d, tags={"source": source}, **_COMMON)
         for t, d in tables.items()
     ]
+    return dg.multi_asset(name=name, specs=specs, pool=WAREHOUSE_POOL, description=description)
 
 
-@dg.multi_asset(
-    name="dlt_landing_events",
-    specs=_specs(EVENT_TABLES, "landing_files"),
-    pool=WAREHOUSE_POOL,
+@_dlt_asset(
+    "dlt_landing_events", EVENT_TABLES, "landing_files",
     description="Loads new landing files (never a file twice) with dlt's Arrow/Parquet path.",
 )
 def landing_events(context: dg.AssetExecutionContext, warehouse: WarehouseResource):
@@ -59,10 +59,8 @@ def landing_events(context: dg.AssetExecutionContext, warehouse: WarehouseResour
         )
 
 
-@dg.multi_asset(
-    name="dlt_shop_db",
-    specs=_specs(SHOP_TABLES, "shop_db"),
-    pool=WAREHOUSE_POOL,
+@_dlt_asset(
+    "dlt_shop_db", SHOP_TABLES, "shop_db",
     description="Loads changed shop rows (incremental on updated_at, merged on primary keys) with dlt sql_database.",
 )
 def shop_db(context: dg.AssetExecutionContext, warehouse: WarehouseResource):

@@ -71,6 +71,15 @@ def _png(path) -> dg.MetadataValue:
     return dg.MetadataValue.md(png_markdown(path))
 
 
+def _ml_asset(*, retrain: bool = False, **kwargs):
+    """`dg.asset` with the group, owners and pool of every ML asset; `retrain=True` for the
+    training-like ones."""
+    if retrain:
+        # Retraining follows its own automation; the nightly job only scores and forecasts.
+        kwargs.update(automation_condition=RETRAIN, tags=CADENCE_WEEKLY)
+    return dg.asset(group_name=ML_GROUP, owners=OWNERS, pool=WAREHOUSE_POOL, **kwargs)
+
+
 @contextmanager
 def _inputs(warehouse: WarehouseResource, missing_inputs, read_only: bool = False):
     """Yield `(connection, None)`, or `(None, reason)` when the asset must skip: no
@@ -83,16 +92,11 @@ def _inputs(warehouse: WarehouseResource, missing_inputs, read_only: bool = Fals
         yield (None, f"input tables missing: {', '.join(missing)}") if missing else (con, None)
 
 
-@dg.asset(
+@_ml_asset(
     key=CHURN_CANDIDATE,
     deps=CHURN_DEPS,
-    group_name=ML_GROUP,
-    owners=OWNERS,
     kinds={"sklearn", "duckdb"},
-    pool=WAREHOUSE_POOL,
-    automation_condition=RETRAIN,
-    # Retraining follows its own automation; the nightly job only scores and forecasts.
-    tags=CADENCE_WEEKLY,
+    retrain=True,
     description=(
         "Trains a churn candidate (HistGradientBoosting + sigmoid calibration) on monthly cutoffs, "
         "evaluates it and three baselines on the latest fully observed cutoff, and saves it to the "
@@ -146,13 +150,10 @@ def churn_candidate(context: dg.AssetExecutionContext, config: ChurnTrainConfig,
     )
 
 
-@dg.asset(
+@_ml_asset(
     key=CHURN_SCORES,
     deps=[CHURN_CANDIDATE, *CHURN_DEPS],
-    group_name=ML_GROUP,
-    owners=OWNERS,
     kinds={"sklearn", "duckdb"},
-    pool=WAREHOUSE_POOL,
     description=(
         "ml.churn_scores: calibrated churn probability and risk band for every current customer "
         "(>= 1 order in the last 365 days), scored with the promoted churn model."
@@ -187,16 +188,11 @@ def churn_scores(context: dg.AssetExecutionContext, warehouse: WarehouseResource
     return dg.MaterializeResult(metadata=metadata)
 
 
-@dg.asset(
+@_ml_asset(
     key=FORECAST_BACKTEST,
     deps=FORECAST_DEPS,
-    group_name=ML_GROUP,
-    owners=OWNERS,
     kinds={"prophet", "duckdb"},
-    pool=WAREHOUSE_POOL,
-    automation_condition=RETRAIN,
-    # Retraining follows its own automation; the nightly job only scores and forecasts.
-    tags=CADENCE_WEEKLY,
+    retrain=True,
     description=(
         "Rolling-origin backtest (28-day horizon, 7-day step, last 8 folds) of Prophet, seasonal "
         "naive and ETS on every demand series; the champion per series is the lowest mean MASE."
@@ -234,13 +230,10 @@ def demand_forecast_backtest(context: dg.AssetExecutionContext, config: Forecast
     return dg.MaterializeResult(metadata=metadata)
 
 
-@dg.asset(
+@_ml_asset(
     key=DEMAND_FORECAST,
     deps=[FORECAST_BACKTEST, *FORECAST_DEPS],
-    group_name=ML_GROUP,
-    owners=OWNERS,
     kinds={"prophet", "duckdb"},
-    pool=WAREHOUSE_POOL,
     description=(
         "ml.demand_forecast: 28-day daily forecast with 80% interval per series, from each series' "
         "backtest champion refitted on the full history (Prophet only where it won); clamped at 0."
@@ -270,13 +263,10 @@ def demand_forecast(context: dg.AssetExecutionContext, config: ForecastConfig, w
     return dg.MaterializeResult(metadata=metadata)
 
 
-@dg.asset(
+@_ml_asset(
     key=FORECAST_ACCURACY,
     deps=[DEMAND_FORECAST, FCT_DAILY_METRICS, STG_ORDERS, STG_ORDER_ITEMS, STG_PRODUCTS],
-    group_name=ML_GROUP,
-    owners=OWNERS,
     kinds={"duckdb"},
-    pool=WAREHOUSE_POOL,
     description=(
         "ml.forecast_accuracy: every published forecast next to its actual (NULL until the day has "
         "data), absolute error and whether the actual fell inside the 80% interval."

@@ -1,4 +1,4 @@
-"""The dbt project as Dagster sees it (kept in its own module, see ENVIRONMENT.md).
+"""The dbt project as Dagster sees it, in one module that every dbt asset and resource imports.
 
 No `dbt parse` happens at import: under `dagster dev` the manifest is refreshed here;
 everywhere else `make` (or CI) runs `dbt parse` before Dagster loads.

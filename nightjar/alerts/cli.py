@@ -34,21 +34,35 @@ def _ruleset(args):
     return load_rules(Path(args.rules) if args.rules else get_settings().alerts_file)
 
 
-def _cmd_validate(args: argparse.Namespace) -> int:
-    from nightjar.alerts.rules import RuleFileError, check_against_warehouse
-    from nightjar.settings import get_settings
-    from nightjar.warehouse_lock import locked_connection
+def _valid_ruleset(args):
+    """The rule file, or None after printing why it is invalid."""
+    from nightjar.alerts.rules import RuleFileError
 
     try:
-        ruleset = _ruleset(args)
+        return _ruleset(args)
     except RuleFileError as exc:
         print(exc, file=sys.stderr)
+        return None
+
+
+def _read_warehouse(settings, purpose: str):
+    from nightjar.warehouse_lock import locked_connection
+
+    return locked_connection(settings.warehouse, read_only=True, purpose=purpose, config=settings.duckdb_config())
+
+
+def _cmd_validate(args: argparse.Namespace) -> int:
+    from nightjar.alerts.rules import check_against_warehouse
+    from nightjar.settings import get_settings
+
+    ruleset = _valid_ruleset(args)
+    if ruleset is None:
         return 2
     print(f"{ruleset.source}: {len(ruleset.rules)} rules, {len(ruleset.freshness)} freshness policies - valid")
     settings = get_settings()
     wh = settings.warehouse
     if wh.exists():
-        with locked_connection(wh, read_only=True, purpose="alerts check", config=settings.duckdb_config()) as con:
+        with _read_warehouse(settings, "alerts check") as con:
             problems = check_against_warehouse(ruleset, con)
         if problems:
             print("\n".join(f"  - {p}" for p in problems), file=sys.stderr)
@@ -97,12 +111,9 @@ def _cmd_backtest(args: argparse.Namespace) -> int:
     from nightjar.alerts.engine import backtest, format_backtest
     from nightjar.alerts.rules import RuleFileError
     from nightjar.settings import get_settings
-    from nightjar.warehouse_lock import locked_connection
 
-    try:
-        ruleset = _ruleset(args)
-    except RuleFileError as exc:
-        print(exc, file=sys.stderr)
+    ruleset = _valid_ruleset(args)
+    if ruleset is None:
         return 2
     settings = get_settings()
     wh = settings.warehouse
@@ -110,8 +121,7 @@ def _cmd_backtest(args: argparse.Namespace) -> int:
         print(f"no warehouse at {wh}: run the pipeline first (nightjar run)", file=sys.stderr)
         return 2
     try:
-        with locked_connection(wh, read_only=True, purpose="alerts backtest",
-                               config=settings.duckdb_config()) as con:
+        with _read_warehouse(settings, "alerts backtest") as con:
             rows = backtest(con, ruleset, days=args.days)
     except RuleFileError as exc:
         print(exc, file=sys.stderr)

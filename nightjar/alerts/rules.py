@@ -3,6 +3,9 @@
 The format is documented in ``nightjar/alerts/README.md`` and by the shipped
 ``default_rules.yml``. Every problem is reported as ``rule 'NAME': field 'FIELD': ...``
 and all problems of a file are reported together.
+
+Over 500 lines because it is the whole rule-file schema, one validator per rule type, kept
+in one place so that every error message has the same shape.
 """
 from __future__ import annotations
 

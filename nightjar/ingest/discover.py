@@ -53,38 +53,45 @@ PARTITION_RE = re.compile(r"^dt=\d{4}-\d{2}-\d{2}$")
 FILE_SUFFIXES = (".jsonl.gz", ".jsonl")
 
 _TS = {"data_type": "timestamp", "timezone": True, "precision": 6}
+
+
+def _column(data_type: str, nullable: bool = True) -> dict:
+    """dlt column hints; every timestamp is UTC with microseconds."""
+    return {**(_TS if data_type == "timestamp" else {"data_type": data_type}), "nullable": nullable}
+
+
 # All nullable in the warehouse DDL, although validation guarantees values for event_id,
 # event_name, timestamp, received_at, anonymous_id, _file, _line and _loaded_at (and
 # stg_events' not_null tests check them again): existing warehouses have these columns
 # nullable, and new ones should not differ from them.
 EVENTS_COLUMNS = {
-    "event_id": {"data_type": "text", "nullable": True},
-    "event_name": {"data_type": "text", "nullable": True},
-    "timestamp": {**_TS, "nullable": True},
-    "received_at": {**_TS, "nullable": True},
-    "anonymous_id": {"data_type": "text", "nullable": True},
-    "user_id": {"data_type": "text", "nullable": True},
-    "session_id": {"data_type": "text", "nullable": True},
-    "properties": {"data_type": "json", "nullable": True},
-    "context": {"data_type": "json", "nullable": True},
-    "_file": {"data_type": "text", "nullable": True},
-    "_line": {"data_type": "bigint", "nullable": True},
-    "_loaded_at": {**_TS, "nullable": True},
+    "event_id": _column("text"),
+    "event_name": _column("text"),
+    "timestamp": _column("timestamp"),
+    "received_at": _column("timestamp"),
+    "anonymous_id": _column("text"),
+    "user_id": _column("text"),
+    "session_id": _column("text"),
+    "properties": _column("json"),
+    "context": _column("json"),
+    "_file": _column("text"),
+    "_line": _column("bigint"),
+    "_loaded_at": _column("timestamp"),
 }
 REJECTED_COLUMNS = {
-    "raw_line": {"data_type": "text", "nullable": True},
-    "_file": {"data_type": "text", "nullable": False},
-    "_line": {"data_type": "bigint", "nullable": True},
-    "reason": {"data_type": "text", "nullable": False},
-    "_loaded_at": {**_TS, "nullable": False},
+    "raw_line": _column("text"),
+    "_file": _column("text", nullable=False),
+    "_line": _column("bigint"),
+    "reason": _column("text", nullable=False),
+    "_loaded_at": _column("timestamp", nullable=False),
 }
 LOAD_LOG_COLUMNS = {
-    "_file": {"data_type": "text", "nullable": False},
-    "lines_read": {"data_type": "bigint", "nullable": False},
-    "rows_loaded": {"data_type": "bigint", "nullable": False},
-    "rows_rejected": {"data_type": "bigint", "nullable": False},
-    "load_id": {"data_type": "text", "nullable": False},
-    "_loaded_at": {**_TS, "nullable": False},
+    "_file": _column("text", nullable=False),
+    "lines_read": _column("bigint", nullable=False),
+    "rows_loaded": _column("bigint", nullable=False),
+    "rows_rejected": _column("bigint", nullable=False),
+    "load_id": _column("text", nullable=False),
+    "_loaded_at": _column("timestamp", nullable=False),
 }
 
 

@@ -163,6 +163,14 @@ def _required_str(obj: dict, name: str) -> str:
     return value
 
 
+def _optional(obj: dict, name: str, kind: type, reason: str) -> Any:
+    """`obj[name]`, None when absent or null; rejected with `reason` when of another type."""
+    value = obj.get(name)
+    if value is not None and type(value) is not kind:
+        raise Reject(reason)
+    return value
+
+
 _fromiso = datetime.fromisoformat
 
 
@@ -196,15 +204,9 @@ def validate_event(obj: Any) -> tuple:
         raise Reject("timestamp_before_2000")
     if ts > received_at + MAX_CLOCK_SKEW:
         raise Reject("timestamp_after_received_at")
-    props = obj.get("properties")
-    if props is not None and type(props) is not dict:
-        raise Reject("properties_not_object")
-    ctx = obj.get("context")
-    if ctx is not None and type(ctx) is not dict:
-        raise Reject("context_not_object")
-    user_id = obj.get("user_id")
-    if user_id is not None and type(user_id) is not str:
-        raise Reject("user_id_not_string")
+    props = _optional(obj, "properties", dict, "properties_not_object")
+    ctx = _optional(obj, "context", dict, "context_not_object")
+    user_id = _optional(obj, "user_id", str, "user_id_not_string")
     session_id = obj.get("session_id")
     if session_id is not None and type(session_id) is not str:
         session_id = _dumps(session_id)

@@ -87,14 +87,20 @@ def last_complete_day(con: duckdb.DuckDBPyConnection, today: date | None = None)
     return row[0] if row and row[0] else None
 
 
-def _num(v):
+def as_float(v) -> float | None:
+    """`v` as a float; None for None, NaN and what float() refuses."""
     if v is None:
         return None
     try:
         f = float(v)
     except (TypeError, ValueError):
         return None
-    return None if f != f else v  # NaN -> None
+    return None if f != f else f  # NaN -> None
+
+
+def _num(v):
+    # as_float's check, but the value itself is kept (an int stays an int).
+    return None if as_float(v) is None else v
 
 
 def kpi_details(

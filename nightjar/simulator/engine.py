@@ -5,6 +5,9 @@ rendered, written and dropped before the next one starts. Every random draw of d
 comes from streams keyed by (seed, D, purpose), and everything that outlives a day
 (customers, catalogue, order lifecycles, held-back late files, counters) is persisted in
 the world state, so `append_days` continues a world exactly where it stopped.
+
+Over 500 lines because the day loop is one algorithm whose steps share the day's random
+streams and the world state; split, each piece would need all of them passed around.
 """
 from __future__ import annotations
 

@@ -93,25 +93,21 @@ class DayWriter:
         if self.product_upserts:
             conn.execute(insert(products), self.product_upserts)
         if self.product_updates:
-            conn.execute(
-                update(products).where(products.c.product_id == bindparam("pid"))
-                .values(price=bindparam("price"), updated_at=bindparam("ts")),
-                self.product_updates,
-            )
+            conn.execute(_change(products, "product_id", "pid", "price", "price"), self.product_updates)
         if self.new_customers:
             conn.execute(insert(customers), self.new_customers)
         if self.customer_updates:
-            conn.execute(
-                update(customers).where(customers.c.customer_id == bindparam("cid"))
-                .values(email=bindparam("new_email"), updated_at=bindparam("ts")),
-                self.customer_updates,
-            )
+            conn.execute(_change(customers, "customer_id", "cid", "email", "new_email"), self.customer_updates)
         if self.new_orders:
             conn.execute(insert(orders), self.new_orders)
             conn.execute(insert(order_items), self.new_items)
         if self.order_updates:
-            conn.execute(
-                update(orders).where(orders.c.order_id == bindparam("oid"))
-                .values(status=bindparam("new_status"), updated_at=bindparam("ts")),
-                self.order_updates,
-            )
+            conn.execute(_change(orders, "order_id", "oid", "status", "new_status"), self.order_updates)
+
+
+def _change(table: Table, key: str, key_param: str, column: str, param: str):
+    """UPDATE table SET column = :param, updated_at = :ts WHERE key = :key_param."""
+    return (
+        update(table).where(table.c[key] == bindparam(key_param))
+        .values({column: bindparam(param), "updated_at": bindparam("ts")})
+    )

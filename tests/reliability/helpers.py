@@ -15,12 +15,12 @@ import subprocess
 import sys
 import threading
 import time
-from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterator
 
 import duckdb
+
+from nightjar.settings import environ_overrides
 
 REPO = Path(__file__).resolve().parents[2]
 VENV_BIN = REPO / ".venv" / "bin"
@@ -119,7 +119,7 @@ def dbt_inprocess(warehouse: Path, *args: str, work_dir: Path) -> DbtOutcome:
     from dbt.adapters.duckdb.connections import DuckDBConnectionManager
     from dbt.cli.main import dbtRunner
 
-    with _dbt_guard, _env(NIGHTJAR_WAREHOUSE=str(warehouse)):
+    with _dbt_guard, environ_overrides({"NIGHTJAR_WAREHOUSE": str(warehouse)}):
         base = dbt_args(work_dir) + ["--quiet"]
         if "manifest" not in _manifest_cache:
             res = dbtRunner().invoke(["parse", *base])
@@ -167,20 +167,6 @@ def run_to_end(proc: subprocess.Popen, timeout: float = 300) -> str:
     text = out.decode("utf-8", "replace") if out else ""
     assert proc.returncode == 0, f"exit {proc.returncode}:\n{text[-4000:]}"
     return text
-
-
-@contextmanager
-def _env(**values: str) -> Iterator[None]:
-    old = {k: os.environ.get(k) for k in values}
-    os.environ.update(values)
-    try:
-        yield
-    finally:
-        for k, v in old.items():
-            if v is None:
-                os.environ.pop(k, None)
-            else:
-                os.environ[k] = v
 
 
 # ---------------------------------------------------------------------------- content hashes

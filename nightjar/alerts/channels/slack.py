@@ -3,9 +3,8 @@ from __future__ import annotations
 
 from typing import Any
 
-import requests
-
-from nightjar.alerts.channels.base import SEVERITY_EMOJI, DeliveryResult, facts, parse_retry_after, plain_text, title
+from nightjar.alerts.channels.base import SEVERITY_EMOJI, DeliveryResult, facts, plain_text, title
+from nightjar.alerts.channels.http import post
 from nightjar.alerts.config import AlertsConfig
 
 
@@ -34,12 +33,4 @@ class SlackSender:
         self._config = config
 
     def send(self, payload: dict[str, Any], key: str) -> DeliveryResult:
-        try:
-            r = requests.post(self._url.get(), json=slack_message(payload), timeout=self._config.http_timeout,
-                              headers={"Idempotency-Key": key})
-        except requests.RequestException as exc:
-            return DeliveryResult(False, error=self._config.redact(f"{type(exc).__name__}: {exc}"))
-        if 200 <= r.status_code < 300:
-            return DeliveryResult(True, r.status_code)
-        return DeliveryResult(False, r.status_code, parse_retry_after(r.headers.get("Retry-After")),
-                              self._config.redact(f"HTTP {r.status_code}: {r.text[:200]}"))
+        return post(self._config, self._url.get(), json=slack_message(payload), headers={"Idempotency-Key": key})

@@ -12,9 +12,8 @@ import json
 import time
 from typing import Any
 
-import requests
-
-from nightjar.alerts.channels.base import DeliveryResult, parse_retry_after
+from nightjar.alerts.channels.base import DeliveryResult
+from nightjar.alerts.channels.http import post
 from nightjar.alerts.config import AlertsConfig
 
 
@@ -36,12 +35,4 @@ class WebhookSender:
                    "User-Agent": "nightjar-alerts/1"}
         if self._config.webhook_secret:
             headers["X-Nightjar-Signature"] = sign(self._config.webhook_secret.get().encode(), ts, body)
-        try:
-            r = requests.post(self._config.webhook_url.get(), data=body, headers=headers,
-                              timeout=self._config.http_timeout)
-        except requests.RequestException as exc:
-            return DeliveryResult(False, error=self._config.redact(f"{type(exc).__name__}: {exc}"))
-        if 200 <= r.status_code < 300:
-            return DeliveryResult(True, r.status_code)
-        return DeliveryResult(False, r.status_code, parse_retry_after(r.headers.get("Retry-After")),
-                              self._config.redact(f"HTTP {r.status_code}: {r.text[:200]}"))
+        return post(self._config, self._config.webhook_url.get(), data=body, headers=headers)
