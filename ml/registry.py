@@ -11,18 +11,48 @@ Layout::
 
 Versions are UTC timestamps (sortable, unique per run). Nothing here decides *whether*
 to promote: callers pass a passed gate decision, so the pointer cannot move by accident.
+
+Nothing read back is trusted blindly: model and version names must match ``NAME_PATTERN``
+and resolve inside the registry (a ``promoted.json`` saying ``../..`` is refused), and a
+joblib file is unpickled only when its SHA-256 equals the one recorded in the manifest at
+save time. Either failure raises :class:`ModelIntegrityError`.
 """
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 import json
 import platform
+import re
 import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import joblib
+
+
+# Model and version names: one path segment, no separators, not starting with a dot.
+NAME_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,127}")
+
+
+class ModelIntegrityError(RuntimeError):
+    """A registry entry that must not be used: a bad name, a path outside the registry, or a
+    model file whose checksum differs from the one recorded when it was saved."""
+
+
+def check_name(kind: str, value: Any) -> str:
+    if not isinstance(value, str) or not NAME_PATTERN.fullmatch(value) or ".." in value:
+        raise ModelIntegrityError(f"invalid model {kind} {value!r}: must match {NAME_PATTERN.pattern} without '..'")
+    return value
+
+
+def sha256_file(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
 
 
 def new_version(now: dt.datetime | None = None) -> str:
@@ -65,8 +95,26 @@ class ModelVersion:
     def features(self) -> list[str] | dict[str, Any]:
         return self.read_json("features.json")
 
+    def verified_file(self, file: str) -> Path:
+        """`file` of this version after checking its SHA-256 against the manifest."""
+        target = (self.path / file).resolve()
+        if not target.is_relative_to(self.path.resolve()):
+            raise ModelIntegrityError(f"{self.name}/{self.version}: {file!r} is outside the version directory")
+        expected = (self.manifest.get("sha256") or {}).get(file)
+        if not expected:
+            raise ModelIntegrityError(
+                f"{self.name}/{self.version}: no SHA-256 recorded for {file} in manifest.json; "
+                "refusing to load it (retrain to register a verifiable version)")
+        actual = sha256_file(target)
+        if actual != expected:
+            raise ModelIntegrityError(
+                f"{self.name}/{self.version}: {file} has SHA-256 {actual}, manifest records {expected}; "
+                "the file changed after registration, refusing to load it")
+        return target
+
     def load_joblib(self, file: str = "model.joblib") -> Any:
-        return joblib.load(self.path / file)
+        # unpickling runs code: only a file whose checksum matches the manifest is loaded
+        return joblib.load(self.verified_file(file))
 
 
 class ModelRegistry:
@@ -79,7 +127,10 @@ class ModelRegistry:
         return cls(Path(artifacts_dir) / "models")
 
     def _dir(self, name: str, version: str) -> Path:
-        return self.root / name / version
+        path = self.root / check_name("name", name) / check_name("version", version)
+        if not path.resolve().is_relative_to(self.root.resolve()):  # e.g. a symlinked version dir
+            raise ModelIntegrityError(f"model {name}/{version} resolves outside the registry {self.root}")
+        return path
 
     def save(
         self,
@@ -108,6 +159,7 @@ class ModelRegistry:
                 target.write_bytes(content)
             else:
                 target.write_text(content)
+        files_written = sorted(p.relative_to(path).as_posix() for p in path.rglob("*") if p.is_file())
         manifest = {
             "name": name,
             "version": version,
@@ -115,8 +167,9 @@ class ModelRegistry:
             "training_window": training_window,
             "data_fingerprint": data_fingerprint,
             "python": platform.python_version(),
-            "files": sorted(p.relative_to(path).as_posix() for p in path.rglob("*") if p.is_file()),
+            "files": files_written,
             **(extra or {}),
+            "sha256": {f: sha256_file(path / f) for f in files_written},
         }
         write_json(path / "metrics.json", metrics)
         write_json(path / "features.json", features)
@@ -128,7 +181,11 @@ class ModelRegistry:
         manifest_file = path / "manifest.json"
         if not manifest_file.exists():
             raise FileNotFoundError(f"no model {name}/{version} under {self.root}")
-        return ModelVersion(name, version, path, json.loads(manifest_file.read_text()))
+        manifest = json.loads(manifest_file.read_text())
+        if (manifest.get("name"), manifest.get("version")) != (name, version):
+            raise ModelIntegrityError(
+                f"{path}/manifest.json names {manifest.get('name')}/{manifest.get('version')}, not {name}/{version}")
+        return ModelVersion(name, version, path, manifest)
 
     def versions(self, name: str) -> list[str]:
         base = self.root / name
@@ -140,7 +197,11 @@ class ModelRegistry:
         pointer = self.root / name / "promoted.json"
         if not pointer.exists():
             return None
-        return self.get(name, json.loads(pointer.read_text())["version"])
+        version = json.loads(pointer.read_text()).get("version")
+        try:
+            return self.get(name, version)
+        except ModelIntegrityError as exc:
+            raise ModelIntegrityError(f"{pointer}: {exc}") from None
 
     def promoted_record(self, name: str) -> dict[str, Any] | None:
         pointer = self.root / name / "promoted.json"

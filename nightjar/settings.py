@@ -68,6 +68,11 @@ class Settings:
         return self.artifacts_dir / "dlt"
 
     @property
+    def alerts_ledger(self) -> Path:
+        # delivered notification keys, outside the warehouse so that they survive its rebuild
+        return self.artifacts_dir / "alerts" / "delivered.sqlite"
+
+    @property
     def ground_truth_file(self) -> Path:
         return self.data_dir / "ground_truth.json"
 

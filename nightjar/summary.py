@@ -43,12 +43,18 @@ def _counts_block(counts: dict[str, int]) -> list[str]:
 
 
 def _models_block(settings: Settings) -> list[str]:
-    from ml.registry import ModelRegistry
+    from ml.registry import ModelIntegrityError, ModelRegistry
 
     registry = ModelRegistry.in_artifacts(settings.artifacts_dir)
     lines: list[str] = []
-    churn = registry.promoted("churn")
-    if churn is None:
+    churn, refused = None, None
+    try:
+        churn = registry.promoted("churn")
+    except ModelIntegrityError as exc:  # scoring already failed on it; say why instead of crashing the summary
+        refused = exc
+    if refused is not None:
+        lines.append(f"Churn model: refused ({refused})")
+    elif churn is None:
         lines.append("Churn model: none promoted yet (too little history, or the gate refused every candidate)")
     else:
         test = churn.metrics.get("test", {}).get("candidate", {})

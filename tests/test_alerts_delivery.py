@@ -83,6 +83,12 @@ class SmtpSink:
         return "250 OK"
 
 
+@pytest.fixture(autouse=True)
+def _own_data_dir(data_dir):
+    # the delivered-notifications ledger lives under the data dir: one per test
+    return data_dir
+
+
 @pytest.fixture
 def receiver():
     r = Receiver()
@@ -123,12 +129,13 @@ def _env(receiver, smtp_port=None, **extra):
     return env
 
 
-def _incident_warehouse(config, channels, series=(40, 41, 0, 0, 0, 0, 39), repeat="2d"):
-    """A mart with an order collapse, evaluated night by night -> notifications in the outbox."""
+def _incident_warehouse(config, channels, series=(40, 41, 0, 0, 0, 0, 39), repeat="2d", con=None):
+    """A mart with an order collapse, evaluated night by night -> notifications in the outbox
+    (of `con`, default a new in-memory warehouse)."""
     rs = parse_rules({"rules": [{"name": "orders_collapse", "description": "Orders collapsed.", "metric": "orders",
                                  "type": "threshold", "op": "<", "value": 5, "severity": "critical",
                                  "owners": ["team:checkout"], "channels": channels, "repeat_interval": repeat}]})
-    con = duckdb.connect()
+    con = con or duckdb.connect()
     con.execute(sample.DDL)
     start = date(2025, 3, 3)
     for i, v in enumerate(series):
@@ -230,6 +237,25 @@ def test_rows_survive_between_runs_and_dead_letters_go_to_the_fallback(receiver,
     assert rows == [("log", "sent", 1, "slack", None), ("slack", "dead", 3, None, 500)]
     assert "dead-lettered on slack after 3 attempts" in caplog.text
     assert "FIRING: orders_collapse" in caplog.text  # the fallback (log) carried the message
+
+
+def test_a_rebuilt_warehouse_does_not_send_a_delivered_notification_again(receiver, data_dir):
+    config = load_config(_env(receiver))
+    path = data_dir / "warehouse.duckdb"
+    keys = []
+    for night in ("first build", "rebuilt"):
+        con, rs = _incident_warehouse(config, ["webhook"], series=(40, 0), con=duckdb.connect(str(path)))
+        keys.append([r[0] for r in con.execute("select idempotency_key from alerts.outbox").fetchall()])
+        report = engine.run_alerts(con, rs, config, evaluate=False, max_wait_seconds=0)
+        assert con.execute("select status from alerts.outbox").fetchall() == [("sent",)]
+        con.close()
+        if night == "first build":
+            assert report.delivery.sent == 1
+            path.unlink()  # the warehouse is deleted, then rebuilt from scratch
+            assert not path.exists()
+    assert keys[0] == keys[1] and len(keys[0]) == 1  # the rebuild queued the same key again
+    assert report.delivery.sent == 0 and report.delivery.already_delivered == 1
+    assert receiver.ok_keys("/hook") == keys[0]  # received once
 
 
 def test_unconfigured_channel_routes_to_fallback(caplog):
@@ -361,3 +387,45 @@ def test_starttls_never_falls_back_to_plain_text(receiver, tls_cert, smtp, monke
     assert sink.messages == [] and sink.logins == []
     (error,) = con.execute("select last_error from alerts.outbox where channel = 'email'").fetchone()
     assert "CERTIFICATE_VERIFY_FAILED" in error
+
+
+def test_webhooks_without_a_secret_are_sent_with_a_warning(receiver, caplog):
+    env = _env(receiver)
+    del env["NIGHTJAR_WEBHOOK_SECRET"]
+    config = load_config(env)
+    con, _ = _incident_warehouse(config, ["webhook"])
+    with caplog.at_level(logging.WARNING, logger="nightjar.alerts"):
+        report = outbox.deliver(con, config, build_senders(config))
+    assert report.sent == 3
+    hooks = [r for r in receiver.requests if r["path"].startswith("/hook")]
+    assert len(hooks) == 3 and not any("X-Nightjar-Signature" in r["headers"] for r in hooks)
+    warnings = [r for r in caplog.records if "NIGHTJAR_WEBHOOK_SECRET is not set" in r.getMessage()]
+    assert len(warnings) == 1 and warnings[0].levelno == logging.WARNING  # once per delivery run
+
+
+@pytest.mark.filterwarnings("ignore:Requiring AUTH while not requiring TLS")  # the insecure server under test
+def test_smtp_login_without_starttls_is_refused_unless_allowed(receiver):
+    sink = TlsSmtpSink()
+    port = free_port()
+    # a server that accepts AUTH on an unencrypted connection
+    controller = Controller(sink, hostname="127.0.0.1", port=port, authenticator=sink.authenticate,
+                            auth_required=True, auth_require_tls=False)
+    controller.start()
+    try:
+        env = _env(receiver, port, NIGHTJAR_SMTP_USER=SMTP_USER)  # STARTTLS off, with a password
+        config = load_config(env)
+        con, _ = _incident_warehouse(config, ["email"], series=(40, 0))
+        report = outbox.deliver(con, config, build_senders(config), max_wait_seconds=0)
+        assert report.sent == 0 and report.pending == 1
+        assert sink.logins == [] and sink.messages == []  # the password never went out in clear
+        (error,) = con.execute("select last_error from alerts.outbox where channel = 'email'").fetchone()
+        assert "NIGHTJAR_SMTP_ALLOW_PLAINTEXT_LOGIN=true" in error and SMTP_PASSWORD not in error
+
+        config = load_config({**env, "NIGHTJAR_SMTP_ALLOW_PLAINTEXT_LOGIN": "true"})
+        con, _ = _incident_warehouse(config, ["email"], series=(40, 0))
+        report = outbox.deliver(con, config, build_senders(config), max_wait_seconds=0)
+    finally:
+        controller.stop()
+    assert report.sent == 1
+    assert sink.logins == [(SMTP_USER.encode(), SMTP_PASSWORD.encode())]
+    assert sink.sessions == [{"tls": False, "authenticated": True}]

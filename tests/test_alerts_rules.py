@@ -127,3 +127,69 @@ def test_metrics_are_checked_against_the_mart(tmp_path):
                for p in problems)
     assert any(p.startswith("rule 'gated': field 'when[0].metric': 'sesions'") for p in problems)
     assert any(p.startswith("rule 'by_country': field 'filter': 'country'") for p in problems)
+
+
+def test_names_and_columns_with_a_trailing_newline_are_refused():
+    # YAML block scalars (`name: |`) keep the final newline
+    with pytest.raises(RuleFileError) as err:
+        parse_rules({"rules": [
+            {"name": "revenue_drop\n", "metric": "orders", "type": "threshold", "op": "<", "value": 1},
+            {"name": "by_day", "metric": "orders\n", "type": "threshold", "op": "<", "value": 1,
+             "filter": {"country\n": "DE"}},
+        ], "freshness": [{"name": "stale\n", "table": "marts.fct_daily_metrics", "max_lag_days": 2}]})
+    msg = str(err.value)
+    assert "rule 'revenue_drop\n': field 'name': must be lower_snake_case" in msg
+    assert "rule 'by_day': field 'metric': must be a column name" in msg
+    assert "rule 'by_day': field 'filter'" in msg
+    assert "freshness 'stale\n': field 'name': must be lower_snake_case" in msg
+
+
+def _rule_on_the_mart(**extra):
+    return {"name": "filtered", "metric": "orders", "type": "threshold", "op": "<", "value": 1, **extra}
+
+
+def test_filter_values_are_checked_against_the_column_type(tmp_path):
+    import datetime as dt
+
+    from nightjar.alerts import engine
+    from nightjar.alerts.config import load_config
+
+    con = duckdb.connect()
+    con.execute(sample.DDL)
+    con.execute("insert into marts.fct_daily_metrics (metric_date, orders) values ('2025-03-03', 3)")
+    bad = parse_rules({"rules": [_rule_on_the_mart(filter={"metric_date": "yesterday"})]})
+    problems = check_against_warehouse(bad, con)
+    assert problems == ["rule 'filtered': field 'filter': 'metric_date' is a DATE column: "
+                        "the value must be a date (YYYY-MM-DD), not 'yesterday'"]
+    # evaluation refuses it as a rule-file error, not a database traceback
+    with pytest.raises(RuleFileError, match="'metric_date' is a DATE column"):
+        engine.evaluate_rules(con, bad, load_config({}), today=dt.date(2025, 3, 4))
+    numeric = parse_rules({"rules": [{**_rule_on_the_mart(filter={"sessions": "many"}), "name": "n"}]})
+    assert check_against_warehouse(numeric, con) == [
+        "rule 'n': field 'filter': 'sessions' is a BIGINT column: the value must be a number, not 'many'"]
+    good = parse_rules({"rules": [_rule_on_the_mart(filter={"metric_date": "2025-03-03", "sessions": 0})]})
+    assert check_against_warehouse(good, con) == []
+
+
+def test_an_unknown_forecast_series_is_refused(tmp_path):
+    with pytest.raises(RuleFileError, match="rule 'band': field 'series': must be 'total' or 'category:<name>'"):
+        parse_rules({"rules": [{"name": "band", "metric": "orders", "type": "forecast_band", "series": "totl"}]})
+
+    con = duckdb.connect()
+    con.execute(sample.DDL)
+    con.execute("create schema ml; create table ml.demand_forecast (series_id varchar, metric varchar, "
+                "forecast_date date, yhat double, yhat_lower double, yhat_upper double, model varchar, "
+                "model_version varchar, generated_at timestamp)")
+    con.execute("insert into ml.demand_forecast values ('total', 'orders', '2025-03-03', 1, 0, 2, 'm', 'v', now()), "
+                "('category:books', 'units', '2025-03-03', 1, 0, 2, 'm', 'v', now())")
+    rs = parse_rules({"rules": [
+        {"name": "ok_band", "metric": "orders", "type": "forecast_band"},
+        {"name": "garden", "metric": "units", "type": "forecast_band", "series": "category:garden"},
+        {"name": "wrong_metric", "metric": "orders", "type": "forecast_band", "series": "category:books"},
+    ]})
+    assert check_against_warehouse(rs, con) == [
+        "rule 'garden': field 'series': ml.demand_forecast has no forecast for series 'category:garden', "
+        "metric 'units' (published: category:books/units, total/orders)",
+        "rule 'wrong_metric': field 'forecast_metric': ml.demand_forecast has no forecast for series "
+        "'category:books', metric 'orders' (published: category:books/units, total/orders)",
+    ]

@@ -154,3 +154,23 @@ def test_too_little_history_is_a_skip_not_a_failure(data_dir):
     with duckdb.connect(str(settings.warehouse), read_only=True) as con:
         tables = {r[0] for r in con.execute("SELECT table_name FROM information_schema.tables WHERE table_schema='ml'").fetchall()}
     assert "churn_scores" not in tables and "demand_forecast" in tables
+
+
+def test_a_tampered_promoted_model_fails_the_scoring_asset(data_dir):
+    settings = get_settings()
+    con = duckdb.connect(str(settings.warehouse))
+    build_synthetic_warehouse(con, customers=150, days=60, seed=8, categories=["books"])
+    con.close()
+    registry = ModelRegistry(settings.artifacts_dir / "models")
+    version = "20240101T000000000000Z"
+    mv = registry.save("churn", version, model={"estimator": None}, metrics={}, features={"config": {}},
+                       training_window={}, data_fingerprint="f")
+    registry.promote("churn", version, {"passed": True, "reasons": ["ok"]})
+    (mv.path / "model.joblib").write_bytes((mv.path / "model.joblib").read_bytes() + b"tampered")
+
+    res = _materialize(dg.AssetSelection.assets(CHURN_SCORES))
+    assert not res.success  # a failure, not a skip
+    (failure,) = [e for e in res.all_events if e.event_type_value == "STEP_FAILURE"]
+    assert "ModelIntegrityError" in str(failure.event_specific_data.error)
+    assert "changed after registration" in str(failure.event_specific_data.error)
+    assert not [e for e in res.get_asset_materialization_events() if e.asset_key == CHURN_SCORES]

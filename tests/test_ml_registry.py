@@ -83,3 +83,69 @@ def test_data_fingerprint_tracks_content():
     assert b != a
     con.execute("UPDATE s.t SET v = v - 1 WHERE id = 42")
     assert data_fingerprint(con, ["s.t"]) == a
+
+
+class _RunsOnUnpickle:
+    """A pickle payload that creates `marker` when loaded: proof that a file's code ran."""
+
+    def __init__(self, marker):
+        self.marker = str(marker)
+
+    def __reduce__(self):
+        return (open, (self.marker, "w"))
+
+
+def _registry_with_churn_version(tmp_path):
+    reg = ModelRegistry(tmp_path / "artifacts" / "models")
+    version = "20240101T000000000000Z"
+    reg.save("churn", version, model={"estimator": "ok"}, metrics={}, features=[], training_window={},
+             data_fingerprint="f")
+    reg.promote("churn", version, {"passed": True, "reasons": ["ok"]})
+    return reg, version
+
+
+def test_a_promoted_pointer_outside_the_registry_is_refused_before_anything_is_loaded(tmp_path):
+    from ml.registry import ModelIntegrityError
+
+    reg, _ = _registry_with_churn_version(tmp_path)
+    # a complete-looking version planted outside the registry, reached through ../..
+    evil = tmp_path / "evil"
+    evil.mkdir()
+    marker = tmp_path / "pickle_code_ran"
+    import joblib
+
+    joblib.dump(_RunsOnUnpickle(marker), evil / "model.joblib")
+    (evil / "manifest.json").write_text(json.dumps({"name": "churn", "version": "../../../evil"}))
+    (evil / "features.json").write_text("[]")
+    pointer = reg.root / "churn" / "promoted.json"
+    pointer.write_text(json.dumps({"version": "../../../evil"}))
+    assert (reg.root / "churn" / "../../../evil" / "manifest.json").exists()
+    with pytest.raises(ModelIntegrityError, match="invalid model version '../../../evil'"):
+        reg.promoted("churn").load_joblib()
+    assert not marker.exists()
+    for bad in ("..", ".hidden", "a/b", "a\\b", "v1\n", "", None):
+        with pytest.raises(ModelIntegrityError):
+            reg.get("churn", bad)
+
+
+def test_a_model_file_changed_after_registration_is_not_unpickled(tmp_path):
+    from ml.registry import ModelIntegrityError
+
+    reg, version = _registry_with_churn_version(tmp_path)
+    mv = reg.promoted("churn")
+    assert mv.load_joblib() == {"estimator": "ok"}
+    assert len(mv.manifest["sha256"]["model.joblib"]) == 64
+    marker = tmp_path / "pickle_code_ran"
+    import joblib
+
+    joblib.dump(_RunsOnUnpickle(marker), mv.path / "model.joblib")
+    with pytest.raises(ModelIntegrityError, match="model.joblib has SHA-256 .* the file changed after registration"):
+        reg.promoted("churn").load_joblib()
+    assert not marker.exists()
+    # a manifest without a checksum (written by hand, or before checksums existed) is refused too
+    manifest = json.loads((mv.path / "manifest.json").read_text())
+    del manifest["sha256"]
+    (mv.path / "manifest.json").write_text(json.dumps(manifest))
+    with pytest.raises(ModelIntegrityError, match="no SHA-256 recorded"):
+        reg.get("churn", version).load_joblib()
+    assert not marker.exists()

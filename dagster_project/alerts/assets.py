@@ -8,6 +8,7 @@ from dagster_project.keys import ALERT_EVENTS, DEMAND_FORECAST, FCT_DAILY_METRIC
 from dagster_project.resources import WAREHOUSE_POOL, WarehouseResource
 from nightjar.alerts import engine
 from nightjar.alerts.config import load_config
+from nightjar.alerts.ledger import DeliveredLedger
 from nightjar.alerts.rules import load_rules
 
 ALERTS_GROUP = "alerts"
@@ -50,7 +51,8 @@ def alert_events(context: dg.AssetExecutionContext, config: AlertsRunConfig,
             context.log.info(f"queued run-failure notification {key}")
         summary = engine.run_alerts(con, ruleset, alerts_config, run_id=context.run_id,
                                     evaluate=config.evaluate, max_wait_seconds=config.max_wait_seconds,
-                                    materialized_at=materialized_at)
+                                    materialized_at=materialized_at,
+                                    ledger=DeliveredLedger(settings.alerts_ledger))
     for rule, d, transition in summary.transitions:
         context.log.info(f"{rule}: {transition} on {d}")
     md = summary.as_metadata()

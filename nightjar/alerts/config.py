@@ -15,6 +15,7 @@ stored in the warehouse or attached to Dagster metadata.
 | NIGHTJAR_SMTP_USER / _PASSWORD | – / – (secret) | SMTP login (optional) |
 | NIGHTJAR_SMTP_FROM / _TO | nightjar@localhost / – | sender, comma-separated recipients |
 | NIGHTJAR_SMTP_STARTTLS | true | upgrade the connection with STARTTLS |
+| NIGHTJAR_SMTP_ALLOW_PLAINTEXT_LOGIN | false | allow USER/PASSWORD login without STARTTLS (else refused) |
 | NIGHTJAR_ALERTS_FALLBACK_CHANNEL | log | where dead letters go |
 | NIGHTJAR_ALERTS_MAX_ATTEMPTS | 12 | failures before a notification is dead-lettered |
 | NIGHTJAR_ALERTS_BACKOFF_SECONDS | 30 | first retry delay (doubles, capped at 1 h) |
@@ -76,6 +77,7 @@ class SmtpConfig:
     sender: str
     recipients: tuple[str, ...]
     starttls: bool
+    allow_plaintext_login: bool = False
 
 
 @dataclass(frozen=True)
@@ -146,6 +148,7 @@ def load_config(environ: Mapping[str, str] | None = None) -> AlertsConfig:
             sender=(env.get("NIGHTJAR_SMTP_FROM") or "nightjar@localhost").strip(),
             recipients=recipients,
             starttls=starttls,
+            allow_plaintext_login=_bool(env.get("NIGHTJAR_SMTP_ALLOW_PLAINTEXT_LOGIN"), False),
         )
     secrets: list[str] = []
     for s in (slack, webhook):

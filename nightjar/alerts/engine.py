@@ -17,6 +17,7 @@ from nightjar.alerts import evaluate as ev
 from nightjar.alerts import outbox, state
 from nightjar.alerts.channels import Sender, build_senders
 from nightjar.alerts.config import KNOWN_CHANNELS, AlertsConfig
+from nightjar.alerts.ledger import DeliveredLedger
 from nightjar.alerts.rules import RuleFileError, RuleSet, check_against_warehouse
 
 logger = logging.getLogger("nightjar.alerts")
@@ -170,13 +171,14 @@ def run_alerts(con, ruleset: RuleSet, config: AlertsConfig, *, run_id: str | Non
                senders: Mapping[str, Sender] | None = None, max_wait_seconds: float = 20.0,
                evaluate: bool = True, today: date | None = None,
                now: Callable[[], datetime] | None = None, sleep=None,
-               materialized_at: Mapping[str, datetime] | None = None) -> RunSummary:
+               materialized_at: Mapping[str, datetime] | None = None,
+               ledger: DeliveredLedger | None = None) -> RunSummary:
     """Evaluate (optional) and then deliver every due outbox row."""
     clock = now or (lambda: datetime.now(timezone.utc))
     summary = (evaluate_rules(con, ruleset, config, run_id=run_id, today=today, now=clock(),
                               materialized_at=materialized_at) if evaluate else RunSummary())
     state.ensure_schema(con)
-    kwargs = {"now": clock, "max_wait_seconds": max_wait_seconds}
+    kwargs = {"now": clock, "max_wait_seconds": max_wait_seconds, "ledger": ledger}
     if sleep is not None:
         kwargs["sleep"] = sleep
     summary.delivery = outbox.deliver(con, config, senders if senders is not None else build_senders(config), **kwargs)

@@ -10,6 +10,9 @@
   fallback channel (log by default). Nothing is dropped while a channel is down: pending
   rows stay in the warehouse and the next delivery run picks them up.
 * Error texts are redacted (no webhook URLs, passwords or HMAC keys in the warehouse).
+* Every accepted (key, channel) is also written to the delivered ledger outside the
+  warehouse (`ledger.py`); a row whose key the ledger already has is marked sent without
+  sending, so a rebuilt warehouse does not notify twice.
 """
 from __future__ import annotations
 
@@ -24,6 +27,8 @@ from typing import Any
 from nightjar.alerts.channels.base import DeliveryResult, Sender
 from nightjar.alerts.config import AlertsConfig
 from nightjar.alerts.evaluate import Notification
+from nightjar.alerts.ledger import DeliveredLedger
+from nightjar.settings import get_settings
 
 logger = logging.getLogger("nightjar.alerts.outbox")
 
@@ -34,12 +39,13 @@ class DeliveryReport:
     failed_attempts: int = 0
     dead: int = 0
     pending: int = 0
+    already_delivered: int = 0
     next_attempt_at: datetime | None = None
     by_channel: dict[str, int] = field(default_factory=dict)
 
     def as_metadata(self) -> dict[str, Any]:
         return {"sent": self.sent, "failed_attempts": self.failed_attempts, "dead_lettered": self.dead,
-                "pending": self.pending,
+                "pending": self.pending, "already_delivered": self.already_delivered,
                 "next_attempt_at": self.next_attempt_at.isoformat() if self.next_attempt_at else "",
                 "sent_by_channel": json.dumps(self.by_channel, sort_keys=True)}
 
@@ -85,9 +91,12 @@ def deliver(
     sleep: Callable[[float], None] = time.sleep,
     max_wait_seconds: float = 20.0,
     max_rows: int = 500,
+    ledger: DeliveredLedger | None = None,
 ) -> DeliveryReport:
     """Deliver due outbox rows; wait (up to `max_wait_seconds` in total) for retries that fall
-    due soon, then leave the rest pending for the next delivery run."""
+    due soon, then leave the rest pending for the next delivery run. `ledger` defaults to the
+    one of the current settings (`Settings.alerts_ledger`)."""
+    ledger = ledger or DeliveredLedger(get_settings().alerts_ledger)
     report = DeliveryReport()
     waited = 0.0
     immediate_passes = 0
@@ -99,6 +108,15 @@ def deliver(
             [t, max_rows]).fetchall()
         for key, channel, payload_json, attempts in rows:
             payload = json.loads(payload_json)
+            delivered_at = ledger.delivered_at(key, channel)
+            if delivered_at is not None:
+                con.execute("update alerts.outbox set status = 'sent', sent_at = ?, last_error = ? "
+                            "where idempotency_key = ? and channel = ?",
+                            [now(), f"not re-sent: delivered at {delivered_at} (ledger)", key, channel])
+                report.already_delivered += 1
+                logger.info("notification %s on %s was delivered at %s already; not sent again",
+                            key, channel, delivered_at)
+                continue
             sender = senders.get(channel)
             if sender is None:
                 result = DeliveryResult(False, error=f"channel {channel} is not configured")
@@ -109,6 +127,7 @@ def deliver(
                     result = DeliveryResult(False, error=config.redact(f"{type(exc).__name__}: {exc}"))
             t = now()
             if result.ok:
+                ledger.record(key, channel, t)
                 con.execute("update alerts.outbox set status = 'sent', attempts = attempts + 1, sent_at = ?, "
                             "last_status_code = ?, last_error = null where idempotency_key = ? and channel = ?",
                             [t, result.status_code, key, channel])

@@ -14,7 +14,7 @@ import json
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from datetime import date
+from datetime import date, datetime
 from pathlib import Path
 from typing import Any
 
@@ -32,8 +32,10 @@ DEFAULT_TABLE = "marts.fct_daily_metrics"
 FORECAST_TABLE = "ml.demand_forecast"
 NUMERIC_TYPES = ("TINYINT", "SMALLINT", "INTEGER", "BIGINT", "HUGEINT", "FLOAT", "DOUBLE", "REAL", "DECIMAL",
                  "UTINYINT", "USMALLINT", "UINTEGER", "UBIGINT")
-_NAME_RE = re.compile(r"^[a-z][a-z0-9_]{0,62}$")
-_IDENT_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+# always used with fullmatch: `$` of re.match would accept a trailing newline
+_NAME_RE = re.compile(r"[a-z][a-z0-9_]{0,62}")
+_IDENT_RE = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+_SERIES_RE = re.compile(r"total|category:\S.*")  # the series ids of ml/forecast/series.py
 
 
 class RuleFileError(ValueError):
@@ -265,7 +267,7 @@ def _parse_condition(raw: Mapping[str, Any], where: str, prefix: str, c: _Collec
         c.add(where, f"{prefix}{u}", f"is not a parameter of type '{ctype}'")
         ok = False
     metric = raw.get("metric")
-    if not isinstance(metric, str) or not _IDENT_RE.match(metric):
+    if not isinstance(metric, str) or not _IDENT_RE.fullmatch(metric):
         c.add(where, f"{prefix}metric", f"must be a column name of the mart (got {metric!r})")
         ok = False
     table = raw.get("table", default_table)
@@ -322,6 +324,8 @@ def _parse_condition(raw: Mapping[str, Any], where: str, prefix: str, c: _Collec
             bad("seasonality", "must be weekday or none")
     if ctype == "forecast_band" and params["tolerance"] < 0:
         bad("tolerance", "must be >= 0 (a fraction of the band width)")
+    if ctype == "forecast_band" and not _SERIES_RE.fullmatch(params["series"]):
+        bad("series", f"must be 'total' or 'category:<name>' (got {params['series']!r})")
     expect = raw.get("expect", "breach")
     if not allow_expect and "expect" in raw:
         bad("expect", "is only allowed in 'when' conditions")
@@ -363,9 +367,9 @@ def parse_rules(doc: Any, source: str = "alert rules") -> RuleSet:
     for tname, spec in raw_tables.items():
         col = (spec or {}).get("date_column") if isinstance(spec, dict) else None
         parts = str(tname).split(".")
-        if len(parts) != 2 or parts[0] != "marts" or not _IDENT_RE.match(parts[1]):
+        if len(parts) != 2 or parts[0] != "marts" or not _IDENT_RE.fullmatch(parts[1]):
             c.errors.append(f"file: field 'tables.{tname}': only tables of the 'marts' schema can be alerted on")
-        elif not isinstance(col, str) or not _IDENT_RE.match(col):
+        elif not isinstance(col, str) or not _IDENT_RE.fullmatch(col):
             c.errors.append(f"file: field 'tables.{tname}.date_column': must be a column name")
         else:
             tables[str(tname)] = col
@@ -390,7 +394,7 @@ def parse_rules(doc: Any, source: str = "alert rules") -> RuleSet:
             continue
         name = raw.get("name")
         where = f"rule '{name}'" if isinstance(name, str) and name else f"rules[{i}]"
-        if not isinstance(name, str) or not _NAME_RE.match(name):
+        if not isinstance(name, str) or not _NAME_RE.fullmatch(name):
             c.add(where, "name", "must be lower_snake_case, starting with a letter (max 63 chars)")
         elif name in seen:
             c.add(where, "name", "is used by more than one rule")
@@ -428,9 +432,9 @@ def parse_rules(doc: Any, source: str = "alert rules") -> RuleSet:
         if merged["no_data"] not in NO_DATA_POLICIES:
             c.add(where, "no_data", f"must be one of {', '.join(NO_DATA_POLICIES)}")
         flt = raw.get("filter") or {}
-        if not isinstance(flt, dict) or any(not _IDENT_RE.match(str(k)) or not isinstance(v, (str, int, bool))
-                                            for k, v in flt.items()):
-            c.add(where, "filter", "must map dimension columns to a single string/number value")
+        if not isinstance(flt, dict) or any(not _IDENT_RE.fullmatch(str(k))
+                                            or not isinstance(v, (str, int, float, bool, date)) for k, v in flt.items()):
+            c.add(where, "filter", "must map dimension columns to a single string/number/date value")
             flt = {}
         when: list[Condition] = []
         raw_when = raw.get("when") or []
@@ -461,7 +465,7 @@ def parse_rules(doc: Any, source: str = "alert rules") -> RuleSet:
     for i, raw in enumerate(doc.get("freshness") or []):
         name = raw.get("name") if isinstance(raw, dict) else None
         where = f"freshness '{name}'" if name else f"freshness[{i}]"
-        if not isinstance(raw, dict) or not isinstance(name, str) or not _NAME_RE.match(name):
+        if not isinstance(raw, dict) or not isinstance(name, str) or not _NAME_RE.fullmatch(name):
             c.add(where, "name", "must be lower_snake_case")
             continue
         table = raw.get("table", DEFAULT_TABLE)
@@ -534,6 +538,8 @@ def check_against_warehouse(ruleset: RuleSet, con) -> list[str]:
     """
     errors: list[str] = []
     cache: dict[str, dict[str, str]] = {}
+    forecast = _forecast_series(con) if any(
+        c.type == "forecast_band" for r in ruleset.rules for c in (r.condition, *r.when)) else None
     for t in ruleset.tables:
         cache[t] = table_columns(con, t)
     for rule in ruleset.rules:
@@ -557,4 +563,54 @@ def check_against_warehouse(ruleset: RuleSet, con) -> list[str]:
                 errors.append(f"{where}: field 'filter': {k!r} is not a column of {rule.table}")
             elif _is_numeric(cols[k]) and k in {rule.metric}:
                 errors.append(f"{where}: field 'filter': cannot filter on the metric itself")
+            elif (problem := _filter_value_problem(cols[k], rule.filter[k])) is not None:
+                errors.append(f"{where}: field 'filter': {k!r} is a {cols[k]} column: {problem}")
+        for prefix, cond in [("", rule.condition)] + [(f"when[{j}].", w) for j, w in enumerate(rule.when)]:
+            if cond.type == "forecast_band" and forecast is not None:
+                series, fmetric = cond.p("series"), cond.p("forecast_metric") or cond.metric
+                if (series, fmetric) not in forecast:
+                    known = ", ".join(f"{s}/{m}" for s, m in sorted(forecast)) or "none"
+                    field_name = "series" if series not in {s for s, _ in forecast} else "forecast_metric"
+                    errors.append(f"{where}: field '{prefix}{field_name}': {FORECAST_TABLE} has no forecast for "
+                                  f"series {series!r}, metric {fmetric!r} (published: {known})")
     return errors
+
+
+def _forecast_series(con) -> set[tuple[str, str]] | None:
+    """(series_id, metric) pairs of the published forecast; None before the table exists."""
+    if not table_columns(con, FORECAST_TABLE):
+        return None
+    return {(s, m) for s, m in con.execute(f"select distinct series_id, metric from {FORECAST_TABLE}").fetchall()}
+
+
+def _filter_value_problem(dtype: str, value: Any) -> str | None:
+    """Why `value` cannot be compared with a column of type `dtype` (None: it can)."""
+    base = dtype.upper().split("(")[0]
+    if _is_numeric(dtype):
+        ok = isinstance(value, (int, float)) and not isinstance(value, bool)
+        return None if ok else f"the value must be a number, not {value!r}"
+    if base == "BOOLEAN":
+        return None if isinstance(value, bool) else f"the value must be true or false, not {value!r}"
+    if base == "DATE":
+        if isinstance(value, date) and not isinstance(value, datetime):
+            return None
+        if isinstance(value, str):
+            try:
+                date.fromisoformat(value)
+                return None
+            except ValueError:
+                pass
+        return f"the value must be a date (YYYY-MM-DD), not {value!r}"
+    if base.startswith("TIMESTAMP"):
+        if isinstance(value, date):
+            return None
+        if isinstance(value, str):
+            try:
+                datetime.fromisoformat(value)
+                return None
+            except ValueError:
+                pass
+        return f"the value must be a timestamp (YYYY-MM-DD[ HH:MM:SS]), not {value!r}"
+    if base in ("VARCHAR", "TEXT", "STRING"):
+        return None if isinstance(value, str) else f"the value must be a string (quote it), not {value!r}"
+    return "filtering on this column type is not supported"

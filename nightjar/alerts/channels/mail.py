@@ -3,6 +3,10 @@
 The idempotency key travels as ``Idempotency-Key`` and ``X-Nightjar-Idempotency-Key``
 headers and is the local part of a deterministic ``Message-ID``, so a re-sent mail is
 recognisably the same message.
+
+The password is only sent after STARTTLS: with NIGHTJAR_SMTP_STARTTLS=false and a login
+configured, delivery fails (no connection is made) unless
+NIGHTJAR_SMTP_ALLOW_PLAINTEXT_LOGIN=true says a clear-text login is acceptable.
 """
 from __future__ import annotations
 
@@ -49,6 +53,10 @@ class EmailSender:
 
     def send(self, payload: dict[str, Any], key: str) -> DeliveryResult:
         s = self._smtp
+        if s.user and s.password and not s.starttls and not s.allow_plaintext_login:
+            return DeliveryResult(False, error="refusing to send the SMTP password without STARTTLS: set "
+                                               "NIGHTJAR_SMTP_STARTTLS=true, or NIGHTJAR_SMTP_ALLOW_PLAINTEXT_LOGIN=true "
+                                               "to accept a clear-text login")
         msg = build_message(payload, key, s.sender, s.recipients)
         try:
             with smtplib.SMTP(s.host, s.port, timeout=self._config.http_timeout) as client:
