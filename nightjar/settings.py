@@ -45,6 +45,9 @@ class Settings:
     duckdb_memory_limit: str | None = None
     duckdb_temp_directory: Path | None = None
     duckdb_threads: int | None = None
+    # Events whose `timestamp` or `received_at` lies more than this many hours after the
+    # load time are rejected as `future_timestamp`: NIGHTJAR_FUTURE_SKEW_HOURS, default 24.
+    future_skew_hours: float = 24.0
 
     @property
     def landing_dir(self) -> Path:
@@ -103,6 +106,7 @@ class Settings:
             "NIGHTJAR_PARTITIONS_START": self.partitions_start,
             "DAGSTER_HOME": str(self.dagster_home),
             "NIGHTJAR_DUCKDB_TEMP_DIRECTORY": str(self.duckdb_temp_dir),
+            "NIGHTJAR_FUTURE_SKEW_HOURS": f"{self.future_skew_hours:g}",
         }
         if self.duckdb_memory_limit:
             env["NIGHTJAR_DUCKDB_MEMORY_LIMIT"] = self.duckdb_memory_limit
@@ -135,14 +139,30 @@ def get_settings(environ: os._Environ[str] | dict[str, str] | None = None) -> Se
             if env.get("NIGHTJAR_DUCKDB_TEMP_DIRECTORY") else None
         ),
         duckdb_threads=int(env["NIGHTJAR_DUCKDB_THREADS"]) if env.get("NIGHTJAR_DUCKDB_THREADS") else None,
+        future_skew_hours=_non_negative_float(env, "NIGHTJAR_FUTURE_SKEW_HOURS", 24.0),
     )
+
+
+def _non_negative_float(env, name: str, default: float) -> float:
+    raw = env.get(name)
+    if not raw:
+        return default
+    try:
+        value = float(raw)
+    except ValueError:
+        raise ValueError(f"{name} must be a number of hours, got {raw!r}") from None
+    if not value >= 0 or value == float("inf"):  # also refuses NaN
+        raise ValueError(f"{name} must be a finite number >= 0, got {raw!r}")
+    return value
 
 
 def landing_days(events_dir: Path) -> list[str]:
     """The `dt=YYYY-MM-DD` days under the events landing folder, sorted (one directory
     listing: cheap enough for every definitions load)."""
     try:
-        return sorted(m.group(1) for e in os.scandir(events_dir) if (m := _DAY_FOLDER.fullmatch(e.name)))
+        # symlinked folders are not read (the loader rejects them), so they start no partition
+        return sorted(m.group(1) for e in os.scandir(events_dir)
+                      if (m := _DAY_FOLDER.fullmatch(e.name)) and e.is_dir(follow_symlinks=False))
     except OSError:
         return []
 

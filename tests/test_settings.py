@@ -1,6 +1,8 @@
 """Settings: one place, env vars with defaults (DESIGN.md §4)."""
 from pathlib import Path
 
+import pytest
+
 from nightjar.settings import DEFAULT_ALERTS_FILE, get_settings
 
 
@@ -49,3 +51,13 @@ def test_duckdb_limits_are_settings_and_reach_subprocesses(tmp_path: Path) -> No
     assert s.duckdb_config() == {"temp_directory": str(tmp_path / "spill"), "memory_limit": "2GB", "threads": 2}
     assert s.env()["NIGHTJAR_DUCKDB_MEMORY_LIMIT"] == "2GB"
     assert get_settings(s.env()).duckdb_config() == s.duckdb_config()
+
+
+def test_future_skew_hours_setting(tmp_path: Path) -> None:
+    assert get_settings({"NIGHTJAR_DATA_DIR": str(tmp_path)}).future_skew_hours == 24.0
+    s = get_settings({"NIGHTJAR_DATA_DIR": str(tmp_path), "NIGHTJAR_FUTURE_SKEW_HOURS": "1.5"})
+    assert s.future_skew_hours == 1.5
+    assert get_settings(s.env()).future_skew_hours == 1.5  # reaches subprocesses
+    for bad in ("-1", "soon", "nan", "inf"):
+        with pytest.raises(ValueError, match="NIGHTJAR_FUTURE_SKEW_HOURS"):
+            get_settings({"NIGHTJAR_DATA_DIR": str(tmp_path), "NIGHTJAR_FUTURE_SKEW_HOURS": bad})

@@ -468,7 +468,7 @@ def freshness_rule(policy: FreshnessPolicy) -> Rule:
 def observe_freshness(policy: FreshnessPolicy, latest: date | None, today: date) -> Observation:
     if latest is None:
         return Observation(today, "no_data", detail=f"{policy.table} has no rows")
-    lag = (today - latest).days
+    lag = max((today - latest).days, 0)  # a mart date ahead of today is fresh, not "-n days old"
     breach = lag > policy.max_lag_days
     return Observation(today, "breach" if breach else "ok", value=float(lag), expected=float(policy.max_lag_days),
                        clear=not breach, detail=f"latest {policy.date_column} is {latest} ({lag} days old)")

@@ -10,12 +10,14 @@ The resource (dlt's extract step) only lists the files to take and updates the s
 the package's ``events`` job is a manifest of those files, read by the load job
 (:mod:`nightjar.ingest.load_job`) in dlt's load step.
 
-Faults found while listing (stat, open): ``unreadable_file`` (e.g. permission denied, I/O
-error) and ``not_a_file`` (a directory or other non-regular entry named like a batch
-file). Such a file goes into the manifest with its fault, so the load job writes its
-reject row, but it is *not* recorded as loaded: it is retried when the entry changes
-(mode, size, mtime or ctime, e.g. after a ``chmod``), and stays silent (a log warning
-only) while it does not.
+Faults found while listing (lstat, open): ``unreadable_file`` (e.g. permission denied,
+I/O error), ``not_a_file`` (a directory or other non-regular entry named like a batch
+file) and ``symlink`` (a symbolic link named like a batch file or a ``dt=`` folder, or a
+path resolving outside the landing folder: never followed, so nothing outside is read).
+Such a file goes into the manifest with its fault, so the load job writes its reject row,
+but it is *not* recorded as loaded: it is retried when the entry changes (mode, size,
+mtime or ctime, e.g. after a ``chmod``), and stays silent (a log warning only) while it
+does not.
 """
 from __future__ import annotations
 
@@ -33,7 +35,7 @@ from typing import Iterator
 import dlt
 
 from nightjar.ingest.load_job import BATCH_ROWS, LOAD_LOG_SCHEMA, FileResult, stat_fault
-from nightjar.ingest.validate import EVENTS_SCHEMA, REJECTED_SCHEMA
+from nightjar.ingest.validate import EVENTS_SCHEMA, FUTURE_SKEW, REJECTED_SCHEMA
 
 log = logging.getLogger(__name__)
 
@@ -107,11 +109,17 @@ class EventsRunStats:
 
 
 def discover_files(events_dir: Path, stats: EventsRunStats | None = None) -> Iterator[tuple[str, Path]]:
-    """Yield ``(relative posix path, path)`` of candidate batch files, sorted."""
+    """Yield ``(relative posix path, path)`` of candidate batch files, sorted. A symlinked
+    ``dt=`` folder is yielded itself (not listed), so that it gets its ``symlink`` fault."""
     if not events_dir.is_dir():
         return
     for part in sorted(events_dir.iterdir()):
-        if not PARTITION_RE.match(part.name) or not part.is_dir():
+        if not PARTITION_RE.match(part.name):
+            continue
+        if part.is_symlink():
+            yield part.name, part
+            continue
+        if not part.is_dir():
             continue
         try:
             entries = sorted(part.iterdir())
@@ -127,10 +135,11 @@ def discover_files(events_dir: Path, stats: EventsRunStats | None = None) -> Ite
             yield f"{part.name}/{path.name}", path
 
 
-def probe_file(path: Path) -> tuple[str | None, str | None]:
+def probe_file(path: Path, root: Path | None = None) -> tuple[str | None, str | None]:
     """A file-level fault known before reading: ``(fault, message)`` or ``(None, None)``.
-    Decided at extract time, because it decides the state (retry later vs loaded)."""
-    fault, message = stat_fault(path)
+    Decided at extract time, because it decides the state (retry later vs loaded).
+    ``root``: the landing folder every path read must resolve inside."""
+    fault, message = stat_fault(path, root)
     if fault is not None:
         return fault, message
     try:
@@ -142,7 +151,7 @@ def probe_file(path: Path) -> tuple[str | None, str | None]:
 
 def _signature(path: Path) -> str:
     try:
-        st = os.stat(path)
+        st = os.lstat(path)  # a link's own entry: replacing it by a real file changes this
     except OSError as exc:
         return f"stat-error:{exc.errno}"
     return f"{st.st_mode}:{st.st_size}:{st.st_mtime_ns}:{st.st_ctime_ns}"
@@ -178,6 +187,7 @@ def events_resource(
     events_dir: Path,
     stats: EventsRunStats,
     batch_rows: int = BATCH_ROWS,
+    future_skew_hours: float = FUTURE_SKEW.total_seconds() / 3600,
 ):
     """Decides which landing files this load takes and records them in the resource state;
     the rows themselves are read, validated and inserted by the load job of the package
@@ -203,7 +213,7 @@ def events_resource(
             stats.faulty_unchanged.append(rel)
             log.warning("events file %s still faulty and unchanged since last run; skipped", rel)
             continue
-        fault, message = probe_file(path)
+        fault, message = probe_file(path, events_dir)
         stats.files.append(FileResult(rel, fault=fault, error=message))
         if fault is not None:
             log.error("events file %s: %s (%s); will retry when it changes", rel, fault, message)
@@ -225,7 +235,8 @@ def events_resource(
             dlt.mark.make_hints(table_name=name, columns=columns, write_disposition="append"),
             create_table_variant=True,
         )
-    header = {"load_id": load_id, "loaded_at": loaded_at.isoformat(), "batch_rows": batch_rows}
+    header = {"load_id": load_id, "loaded_at": loaded_at.isoformat(), "batch_rows": batch_rows,
+              "root": str(events_dir), "future_skew_hours": future_skew_hours}
     folder = Path(tempfile.mkdtemp(prefix="events-manifest-", dir=_working_dir()))
     try:
         manifest = folder / "events.jsonl"
@@ -249,5 +260,6 @@ def _import_manifest(path: Path, entries: int):
 
 
 @dlt.source(name="nightjar_events", max_table_nesting=0)
-def events_source(events_dir: Path, stats: EventsRunStats, batch_rows: int = BATCH_ROWS):
-    return events_resource(Path(events_dir), stats, batch_rows)
+def events_source(events_dir: Path, stats: EventsRunStats, batch_rows: int = BATCH_ROWS,
+                  future_skew_hours: float = FUTURE_SKEW.total_seconds() / 3600):
+    return events_resource(Path(events_dir), stats, batch_rows, future_skew_hours)

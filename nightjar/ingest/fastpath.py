@@ -12,15 +12,19 @@ agree on the whole malformed-line corpus.
 from __future__ import annotations
 
 from concurrent.futures import Future, ThreadPoolExecutor
+from datetime import datetime, timedelta, timezone
 
 import duckdb
 import pyarrow as pa
 
 from nightjar.ingest.validate import (
     EVENTS_SCHEMA,
+    FUTURE_SKEW,
     ISO_NO_OFFSET_RE,
     ISO_WITH_OFFSET_RE,
+    MAX_ID_CHARS,
     MAX_LINE_BYTES,
+    MAX_NAME_CHARS,
     REJECTED_SCHEMA,
 )
 
@@ -82,7 +86,10 @@ def _ts_reason(name: str, col: str) -> str:
     )
 
 
-SQL = f"""
+_IDS = ["v_event_id", "v_anonymous_id", "v_user_id", "v_session_id"]  # v_* is NULL unless a string
+_LATEST = "__LATEST__"  # replaced by the latest accepted event time (load time + skew)
+
+SQL_TEMPLATE = f"""
 WITH b AS (
   SELECT _file, _line, CASE WHEN ends_with(line, chr(13)) THEN rtrim(line, chr(13)) ELSE line END AS line FROM batch
 ), c AS (
@@ -130,9 +137,13 @@ SELECT _file, _line, line,
     WHEN r1 IS NOT NULL THEN r1
     WHEN p_timestamp < TIMESTAMPTZ '2000-01-01 00:00:00+00' THEN 'timestamp_before_2000'
     WHEN p_timestamp > received + INTERVAL 1 DAY THEN 'timestamp_after_received_at'
+    WHEN p_timestamp > {_LATEST} OR received > {_LATEST} THEN 'future_timestamp'
     WHEN t_properties IS NOT NULL AND t_properties NOT IN ('OBJECT', 'NULL') THEN 'properties_not_object'
     WHEN t_context IS NOT NULL AND t_context NOT IN ('OBJECT', 'NULL') THEN 'context_not_object'
     WHEN t_user_id IS NOT NULL AND t_user_id NOT IN ('VARCHAR', 'NULL') THEN 'user_id_not_string'
+    WHEN {" OR ".join(f"contains({v}, chr(0))" for v in ["v_event_name", *_IDS])} THEN 'nul_character'
+    WHEN {" OR ".join(f"length({v}) > {MAX_ID_CHARS}" for v in _IDS)} THEN 'id_too_long'
+    WHEN length(v_event_name) > {MAX_NAME_CHARS} THEN 'name_too_long'
   END AS reason,
   v_event_id AS event_id, v_event_name AS event_name, p_timestamp AS "timestamp",
   received AS received_at, v_anonymous_id AS anonymous_id,
@@ -145,13 +156,21 @@ FROM h)
 """
 
 
+def validation_sql(latest: datetime) -> str:
+    """The validation query, with ``latest`` (the latest accepted event time) as a literal."""
+    return SQL_TEMPLATE.replace(_LATEST, f"TIMESTAMPTZ '{latest.astimezone(timezone.utc).isoformat()}'")
+
+
 class DuckDBValidator:
     """Runs the validation query on one DuckDB connection: an in-memory database of its own
-    (``run``, the tests' reference), or a cursor of the warehouse (``insert_valid``)."""
+    (``run``, the tests' reference), or a cursor of the warehouse (``insert_valid``).
+    ``latest``: the latest accepted ``timestamp``/``received_at`` (default: now + 1 day)."""
 
-    def __init__(self, threads: int = 2, con: duckdb.DuckDBPyConnection | None = None):
+    def __init__(self, threads: int = 2, con: duckdb.DuckDBPyConnection | None = None,
+                 latest: datetime | None = None):
         self.con = con if con is not None else duckdb.connect(config={"threads": threads})
         self.con.execute("SET TimeZone = 'UTC'")
+        self.sql = validation_sql(latest or datetime.now(timezone.utc) + FUTURE_SKEW)
 
     def close(self) -> None:
         self.con.close()
@@ -160,7 +179,7 @@ class DuckDBValidator:
         """Return ``batch`` rows with ``reason`` (NULL = valid) and the parsed columns."""
         self.con.register("batch", batch)
         try:
-            return self.con.sql(SQL).select(*OUT_COLS).to_arrow_table()
+            return self.con.sql(self.sql).select(*OUT_COLS).to_arrow_table()
         finally:
             self.con.unregister("batch")
 
@@ -183,7 +202,7 @@ class DuckDBValidator:
             (before,) = self.con.execute(f"SELECT coalesce(max(rowid), -1) FROM {table}").fetchone()
             (inserted,) = self.con.execute(
                 f"INSERT INTO {table} ({cols}, _loaded_at) "
-                f"SELECT {cols}, ?::TIMESTAMPTZ FROM ({SQL}) WHERE reason IS NULL",
+                f"SELECT {cols}, ?::TIMESTAMPTZ FROM ({self.sql}) WHERE reason IS NULL",
                 [loaded_at],
             ).fetchone()
             if inserted == batch.num_rows:
@@ -230,14 +249,15 @@ class LineValidator:
     files, and a CHECKPOINT never meets another of our write transactions.
     """
 
-    def __init__(self, loaded_at, con: duckdb.DuckDBPyConnection, events_table: str, rejected_table: str):
+    def __init__(self, loaded_at, con: duckdb.DuckDBPyConnection, events_table: str, rejected_table: str,
+                 future_skew: timedelta = FUTURE_SKEW):
         from nightjar.ingest.validate import BatchBuilder
 
         self.loaded_at = loaded_at
         self.events_table = events_table
         self.rejected_table = rejected_table
-        self.duck = DuckDBValidator(con=con.cursor())
-        self.python = BatchBuilder(loaded_at)
+        self.duck = DuckDBValidator(con=con.cursor(), latest=loaded_at + future_skew)
+        self.python = BatchBuilder(loaded_at, future_skew)
         self._files: list[pa.Array] = []
         self._lines: list[pa.Array] = []
         self._texts: list[pa.Array] = []

@@ -16,8 +16,10 @@ File-level faults never stop the load (good files still land):
   ``_line`` = last complete line + 1) records the error and the partial last line. The
   file counts as loaded (landing files never change; a fixed copy must arrive under a
   new name).
-* ``unreadable_file`` / ``not_a_file`` — one reject row (``_line`` 0, ``raw_line`` = the
-  error message). Usually found when the file is listed (see :mod:`nightjar.ingest.discover`);
+* ``unreadable_file`` / ``not_a_file`` / ``symlink`` — one reject row (``_line`` 0,
+  ``raw_line`` = the error message; for ``symlink`` the link and its target, never the
+  content: a symlinked file or ``dt=`` folder, or a path resolving outside the landing
+  folder, is not read). Usually found when the file is listed (see :mod:`nightjar.ingest.discover`);
   a file that fails only here, while the job reads it, gets the same row but stays
   recorded as loaded (logged as an error).
 
@@ -28,13 +30,14 @@ for the file in ``raw.events`` + ``raw.events_rejected`` of that load.
 """
 from __future__ import annotations
 
+import errno
 import json
 import logging
 import os
 import stat
 import zlib
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
 
 import pyarrow as pa
@@ -45,13 +48,15 @@ except ImportError:  # a platform without an isal wheel: the standard library's 
     _inflate = zlib  # type: ignore[assignment]
 
 from nightjar.ingest.fastpath import LineValidator
-from nightjar.ingest.validate import BOM, MAX_LINE_BYTES
+from nightjar.ingest.validate import BOM, FUTURE_SKEW, MAX_LINE_BYTES
 
 log = logging.getLogger(__name__)
 
 BATCH_ROWS = 500_000  # lines per validation batch: one INSERT into raw.events and one CHECKPOINT each
 READ_CHUNK = 1 << 18
-FILE_FAULTS = ("corrupt_gzip", "unreadable_file", "not_a_file")
+FILE_FAULTS = ("corrupt_gzip", "unreadable_file", "not_a_file", "symlink")
+# faults that leave a file unread and not recorded as loaded: retried when the entry changes
+RETRIED_FAULTS = ("unreadable_file", "not_a_file", "symlink")
 _PARTIAL_LINE = " | partial line: "
 
 LOAD_LOG_SCHEMA = pa.schema(
@@ -79,27 +84,47 @@ class FileResult:
         return {k: v for k, v in self.__dict__.items() if v is not None}
 
 
-def stat_fault(path: Path) -> tuple[str | None, str | None]:
-    """``unreadable_file`` when the entry cannot be stat'ed, ``not_a_file`` when it is not
-    a regular file, else ``(None, None)``."""
+def stat_fault(path: Path, root: Path | None = None) -> tuple[str | None, str | None]:
+    """``symlink`` when the entry is a symbolic link (lstat: links are never followed) or,
+    with ``root``, resolves outside ``root``; ``unreadable_file`` when it cannot be
+    stat'ed; ``not_a_file`` when it is not a regular file; else ``(None, None)``."""
     try:
-        st = os.stat(path)
+        st = os.lstat(path)
     except OSError as exc:
         return "unreadable_file", f"{type(exc).__name__}: {exc}"
+    if stat.S_ISLNK(st.st_mode):
+        try:
+            target = os.readlink(path)
+        except OSError as exc:
+            target = f"? ({type(exc).__name__})"
+        return "symlink", f"{path.name} is a symbolic link to {target}; not read"
+    if root is not None and not _inside(path, root):
+        return "symlink", f"{path} resolves outside the landing folder {root}; not read"
     if not stat.S_ISREG(st.st_mode):
         kind = "a directory" if stat.S_ISDIR(st.st_mode) else "not a regular file"
         return "not_a_file", f"{path.name} is {kind}"
     return None, None
 
 
-def read_file(path: Path) -> tuple[bytes, str | None, str | None]:
-    """Return ``(content, fault, message)``; content is what could be decoded."""
-    fault, message = stat_fault(path)
+def _inside(path: Path, root: Path) -> bool:
+    try:
+        return Path(os.path.realpath(path)).is_relative_to(os.path.realpath(root))
+    except OSError:
+        return False
+
+
+def read_file(path: Path, root: Path | None = None) -> tuple[bytes, str | None, str | None]:
+    """Return ``(content, fault, message)``; content is what could be decoded. With
+    ``root`` (the landing folder), a path that resolves outside it is not read."""
+    fault, message = stat_fault(path, root)
     if fault is not None:
         return b"", fault, message
     try:
-        fh = open(path, "rb")
+        # O_NOFOLLOW: a file swapped for a link since the lstat above is still not followed
+        fh = os.fdopen(os.open(path, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0)), "rb")
     except OSError as exc:
+        if exc.errno == errno.ELOOP:
+            return b"", "symlink", f"{path.name} became a symbolic link; not read"
         return b"", "unreadable_file", f"{type(exc).__name__}: {exc}"
     with fh:
         try:
@@ -180,7 +205,9 @@ def load_manifest(con, manifest: Path, tables: dict[str, str]) -> list[FileResul
     header, *entries = [json.loads(line) for line in manifest.read_text().splitlines() if line.strip()]
     loaded_at = datetime.fromisoformat(header["loaded_at"])
     batch_rows = int(header["batch_rows"])
-    validator = LineValidator(loaded_at, con, tables["events"], tables["events_rejected"])
+    root = Path(header["root"]) if header.get("root") else None  # absent in older packages
+    skew = timedelta(hours=header["future_skew_hours"]) if "future_skew_hours" in header else FUTURE_SKEW
+    validator = LineValidator(loaded_at, con, tables["events"], tables["events_rejected"], skew)
     results: list[FileResult] = []
     try:
         for entry in entries:
@@ -190,9 +217,9 @@ def load_manifest(con, manifest: Path, tables: dict[str, str]) -> list[FileResul
             if "fault" in entry:
                 data, fault, message = b"", entry["fault"], entry["error"]
             else:
-                data, fault, message = read_file(Path(entry["path"]))
+                data, fault, message = read_file(Path(entry["path"]), root)
             res.fault, res.error = fault, message
-            if fault in ("unreadable_file", "not_a_file"):
+            if fault in RETRIED_FAULTS:
                 if "fault" not in entry:
                     log.error("events file %s: %s after it was listed (%s); recorded as loaded", rel, fault, message)
                 validator.add_reject(_fault_row(fault, message), rel, 0, fault)

@@ -23,7 +23,7 @@ from dlt.destinations.impl.duckdb.configuration import DuckDbCredentials
 
 from nightjar.ingest.destination import warehouse
 from nightjar.ingest.discover import EventsRunStats, events_source
-from nightjar.ingest.load_job import BATCH_ROWS, load_results
+from nightjar.ingest.load_job import BATCH_ROWS, RETRIED_FAULTS, load_results
 from nightjar.ingest.shop import SHOP_TABLES, shop_source
 from nightjar.settings import Settings, get_settings
 from nightjar.warehouse_lock import warehouse_lock
@@ -103,7 +103,8 @@ def _load_events(settings: Settings, batch_rows: int) -> dict:
         pipeline = make_pipeline(EVENTS_PIPELINE, settings, connection)
         resuming = pipeline.has_pending_data
         info = pipeline.run(
-            events_source(settings.events_dir, stats, batch_rows), loader_file_format="parquet"
+            events_source(settings.events_dir, stats, batch_rows, settings.future_skew_hours),
+            loader_file_format="parquet",
         )
         info.raise_on_failed_jobs()
         if resuming:
@@ -121,8 +122,8 @@ def _load_events(settings: Settings, batch_rows: int) -> dict:
     summary = {
         "pipeline": EVENTS_PIPELINE,
         "load_id": stats.load_id if stats.files else _load_id(info),
-        "files_loaded": sum(1 for f in stats.files if f.fault not in ("unreadable_file", "not_a_file")),
-        "files_failed": sum(1 for f in stats.files if f.fault in ("unreadable_file", "not_a_file")),
+        "files_loaded": sum(1 for f in stats.files if f.fault not in RETRIED_FAULTS),
+        "files_failed": sum(1 for f in stats.files if f.fault in RETRIED_FAULTS),
         "files_already_loaded": stats.files_already_loaded,
         "files_faulty_unchanged": list(stats.faulty_unchanged),
         "lines_read": sum(f.lines_read for f in stats.files),

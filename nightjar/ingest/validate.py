@@ -27,13 +27,20 @@ reason                                rule
 ``received_at_without_offset``        ISO-8601 but without an offset
 ``timestamp_before_2000``             timestamp < 2000-01-01T00:00:00Z
 ``timestamp_after_received_at``       timestamp > received_at + 1 day
+``future_timestamp``                  timestamp or received_at later than the load time +
+                                      the skew setting (``NIGHTJAR_FUTURE_SKEW_HOURS``, 24)
 ``properties_not_object``             present, not null and not an object
 ``context_not_object``                present, not null and not an object
 ``user_id_not_string``                present, not null and not a string
+``nul_character``                     a NUL (U+0000) in event_id, event_name, anonymous_id,
+                                      or a string user_id / session_id
+``id_too_long``                       event_id, anonymous_id, or a string user_id /
+                                      session_id longer than ``MAX_ID_CHARS`` (256) characters
+``name_too_long``                     event_name longer than ``MAX_NAME_CHARS`` (128) characters
 ====================================  =====================================================
 
-File-level faults (``corrupt_gzip``, ``unreadable_file``, ``not_a_file``) are produced by
-:mod:`nightjar.ingest.load_job`, not here.
+File-level faults (``corrupt_gzip``, ``unreadable_file``, ``not_a_file``, ``symlink``) are
+produced by :mod:`nightjar.ingest.load_job` and :mod:`nightjar.ingest.discover`, not here.
 
 The same rules are implemented as a DuckDB query in :mod:`nightjar.ingest.fastpath` (used
 for the bulk of the lines); this module is the strict reference and handles the lines the
@@ -62,6 +69,13 @@ MAX_LINE_BYTES = 32 * 1024
 UTC = timezone.utc
 MIN_TIMESTAMP = datetime(2000, 1, 1, tzinfo=UTC)
 MAX_CLOCK_SKEW = timedelta(days=1)
+# default of NIGHTJAR_FUTURE_SKEW_HOURS: how far past the load time an event time may lie
+FUTURE_SKEW = timedelta(days=1)
+# Identifier / name limits (characters): far above real ids (UUIDs, customer ids) and event
+# names, low enough that a client cannot blow up join keys and dimension columns.
+MAX_ID_CHARS = 256
+MAX_NAME_CHARS = 128
+NUL = "\x00"
 BOM = b"\xef\xbb\xbf"
 WHITESPACE = " \t\n\r\f\v"
 # ISO-8601 date-times accepted for `timestamp` / `received_at` (shared with the DuckDB
@@ -187,8 +201,11 @@ def _parse_ts(value: Any, name: str) -> datetime:
     raise Reject(f"unparsable_{name}")
 
 
-def validate_event(obj: Any) -> tuple:
-    """Validate one decoded JSON value; return the output columns or raise :class:`Reject`."""
+def validate_event(obj: Any, latest: datetime | None = None) -> tuple:
+    """Validate one decoded JSON value; return the output columns or raise :class:`Reject`.
+
+    ``latest``: the latest accepted ``timestamp``/``received_at`` (load time + skew);
+    None skips the ``future_timestamp`` rule."""
     if type(obj) is not dict:
         raise Reject("not_an_object")
     event_id = _required_str(obj, "event_id")
@@ -204,10 +221,23 @@ def validate_event(obj: Any) -> tuple:
         raise Reject("timestamp_before_2000")
     if ts > received_at + MAX_CLOCK_SKEW:
         raise Reject("timestamp_after_received_at")
+    if latest is not None and (ts > latest or received_at > latest):
+        raise Reject("future_timestamp")
     props = _optional(obj, "properties", dict, "properties_not_object")
     ctx = _optional(obj, "context", dict, "context_not_object")
     user_id = _optional(obj, "user_id", str, "user_id_not_string")
     session_id = obj.get("session_id")
+    ids = [event_id, anonymous_id]
+    if user_id is not None:
+        ids.append(user_id)
+    if type(session_id) is str:
+        ids.append(session_id)
+    if NUL in event_name or any(NUL in v for v in ids):
+        raise Reject("nul_character")
+    if any(len(v) > MAX_ID_CHARS for v in ids):
+        raise Reject("id_too_long")
+    if len(event_name) > MAX_NAME_CHARS:
+        raise Reject("name_too_long")
     if session_id is not None and type(session_id) is not str:
         session_id = _dumps(session_id)
     return (
@@ -228,6 +258,7 @@ class BatchBuilder:
     """Accumulates validated rows column-wise and turns them into Arrow tables."""
 
     loaded_at: datetime
+    future_skew: timedelta = FUTURE_SKEW
     ev: list[list] = field(default_factory=lambda: [[] for _ in range(11)])
     rej: list[list] = field(default_factory=lambda: [[] for _ in range(4)])
 
@@ -256,6 +287,7 @@ class BatchBuilder:
         ev_app = [c.append for c in ev]
         rej_raw, rej_file, rej_line, rej_reason = (c.append for c in rej)
         loaded = rejected = 0
+        latest = self.loaded_at + self.future_skew
         loads = orjson.loads
         gc_was_enabled = gc.isenabled()
         gc.disable()  # millions of short-lived dicts: generational GC would dominate
@@ -271,7 +303,7 @@ class BatchBuilder:
                         if not line.strip(WHITESPACE.encode()):
                             raise Reject("empty_line") from None
                         obj = _loads(line)
-                    row = validate_event(obj)
+                    row = validate_event(obj, latest)
                 except Reject as r:
                     rej_raw(raw_text(line))
                     rej_file(file)

@@ -96,8 +96,10 @@ CASES: dict[str, tuple[bytes, list[str]]] = {
         lines(j(ev(34, timestamp="2030-01-01T00:00:00Z", received_at="2025-01-01T00:00:00Z")),
               j(ev(35, timestamp="2025-01-02T07:59:00Z", received_at="2025-01-01T08:00:00Z")),
               j(ev(36, timestamp="2025-01-02T08:00:01Z", received_at="2025-01-01T08:00:00Z")),
-              j(ev(37, timestamp="2030-01-01T00:00:00Z", received_at=...))),
-        ["timestamp_after_received_at", OK, "timestamp_after_received_at", OK],
+              # no received_at: it defaults to the timestamp, so only the load-time rule applies
+              j(ev(37, timestamp="2999-01-01T00:00:00Z", received_at=...)),
+              j(ev(72, timestamp="2025-01-01T00:00:00Z", received_at="2999-01-01T00:00:00Z"))),
+        ["timestamp_after_received_at", OK, "timestamp_after_received_at", "future_timestamp", "future_timestamp"],
     ),
     "timestamp_before_2000.jsonl": (
         lines(j(ev(38, timestamp="1999-12-31T23:59:59Z", received_at=...)), j(ev(39, timestamp="1970-01-01T00:00:00Z")),
@@ -133,6 +135,14 @@ CASES: dict[str, tuple[bytes, list[str]]] = {
                             '{"event_id":"e-69","event_name":"x","timestamp":"2025-01-01T10:00:00Z","anonymous_id":"a","properties":{"q":"\\ud800"}}'),
                       [OK, OK, "invalid_json"]),
     "no_final_newline.jsonl": (lines(j(ev(70))) + j(ev(71)).encode(), [OK, OK]),
+    "ids_and_names.jsonl": (
+        lines(j(ev("x" * 254, anonymous_id="a" * 256, user_id="u" * 256, session_id="s" * 256, event_name="n" * 128)),
+              j(ev("x" * 255)), j(ev(73, anonymous_id="a" * 257)), j(ev(74, user_id="u" * 300)),
+              j(ev(75, session_id="s" * 257)), j(ev(76, event_name="n" * 129)),
+              j(ev("77\u0000")), j(ev(78, event_name="page_\u0000viewed")), j(ev(79, anonymous_id="\u0000")),
+              j(ev(80, user_id="c\u0000")), j(ev(81, session_id="s\u0000"))),
+        [OK, "id_too_long", "id_too_long", "id_too_long", "id_too_long", "name_too_long"] + ["nul_character"] * 5,
+    ),
 }
 
 # kinds that only exist at run time: name -> (expected reasons, fault)

@@ -29,6 +29,7 @@ REASONS = {
     "unparsable_received_at", "received_at_without_offset", "timestamp_before_2000",
     "timestamp_after_received_at", "properties_not_object", "context_not_object", "user_id_not_string",
     "corrupt_gzip", "unreadable_file", "not_a_file",
+    "future_timestamp", "nul_character", "id_too_long", "name_too_long", "symlink",
 }
 
 _DEEP = ('{"event_id":"x-deep","event_name":"x","timestamp":"2025-03-02T10:00:00Z","anonymous_id":"a-x",'
@@ -92,6 +93,9 @@ def test_malformed_night_finishes_reconciles_and_flags(night, tmp_path, monkeypa
     for name, (content, exp) in EXTRA.items():
         (part / name).write_bytes(content)
         expected[f"dt={CORPUS_DAY}/{name}"] = exp
+    outside = tmp_path / "outside.jsonl"  # a link out of the landing folder: never read
+    outside.write_text(j(ev("x-outside")) + "\n")
+    (part / "linked.jsonl").symlink_to(outside)
     anomalies = _shop_anomalies(work / "shop.sqlite")
 
     real_open = builtins.open
@@ -119,6 +123,8 @@ def test_malformed_night_finishes_reconciles_and_flags(night, tmp_path, monkeypa
         assert [got[i] for i in sorted(got)] == exp, rel
     assert outcomes[f"dt={CORPUS_DAY}/directory.jsonl"] == {0: "not_a_file"}
     assert outcomes[f"dt={CORPUS_DAY}/{UNREADABLE}"] == {0: "unreadable_file"}
+    assert outcomes[f"dt={CORPUS_DAY}/linked.jsonl"] == {0: "symlink"}
+    assert query(wh, "select count(*) from raw.events where event_id = 'e-x-outside'")[0][0] == 0
     reasons = {r for (r,) in query(wh, "select distinct reason from raw.events_rejected")}
     assert reasons <= REASONS
     assert query(wh, "select count(*) from raw.events_rejected where reason is null or reason = ''")[0][0] == 0
@@ -136,7 +142,8 @@ def test_malformed_night_finishes_reconciles_and_flags(night, tmp_path, monkeypa
         n = _count_lines(events_dir / rel)
         if n is not None and rel in expected and expected[rel] is not None and "directory" not in rel and UNREADABLE not in rel:
             assert n == read, rel
-    sim_files = [p for p in events_dir.glob("dt=*/*") if p.name.endswith((".jsonl", ".jsonl.gz")) and not p.name.startswith(".")]
+    sim_files = [p for p in events_dir.glob("dt=*/*") if p.name.endswith((".jsonl", ".jsonl.gz"))
+                 and not p.name.startswith(".") and not p.is_symlink()]
     for p in sim_files:  # the simulator's own files (with its planted dirt) reconcile too
         rel = p.relative_to(events_dir).as_posix()
         if rel not in expected:
