@@ -48,6 +48,14 @@ class Settings:
     # Events whose `timestamp` or `received_at` lies more than this many hours after the
     # load time are rejected as `future_timestamp`: NIGHTJAR_FUTURE_SKEW_HOURS, default 24.
     future_skew_hours: float = 24.0
+    # Caps on one landing file, read as a stream (a gzip bomb never gets into memory):
+    # NIGHTJAR_MAX_FILE_BYTES (inflated bytes, default 2 GiB) and NIGHTJAR_MAX_FILE_LINES
+    # (default 10 M); past either the file becomes one `file_too_large` reject row.
+    # NIGHTJAR_MAX_LINE_BYTES (default 1 MiB): a longer line is never held whole in memory
+    # (only a 32 KiB prefix); it is a `line_too_large` reject row like any line > 32 KiB.
+    max_file_bytes: int = 2 * 1024**3
+    max_file_lines: int = 10_000_000
+    max_line_bytes: int = 1024**2
 
     @property
     def landing_dir(self) -> Path:
@@ -107,6 +115,9 @@ class Settings:
             "DAGSTER_HOME": str(self.dagster_home),
             "NIGHTJAR_DUCKDB_TEMP_DIRECTORY": str(self.duckdb_temp_dir),
             "NIGHTJAR_FUTURE_SKEW_HOURS": f"{self.future_skew_hours:g}",
+            "NIGHTJAR_MAX_FILE_BYTES": str(self.max_file_bytes),
+            "NIGHTJAR_MAX_FILE_LINES": str(self.max_file_lines),
+            "NIGHTJAR_MAX_LINE_BYTES": str(self.max_line_bytes),
         }
         if self.duckdb_memory_limit:
             env["NIGHTJAR_DUCKDB_MEMORY_LIMIT"] = self.duckdb_memory_limit
@@ -140,7 +151,23 @@ def get_settings(environ: os._Environ[str] | dict[str, str] | None = None) -> Se
         ),
         duckdb_threads=int(env["NIGHTJAR_DUCKDB_THREADS"]) if env.get("NIGHTJAR_DUCKDB_THREADS") else None,
         future_skew_hours=_non_negative_float(env, "NIGHTJAR_FUTURE_SKEW_HOURS", 24.0),
+        max_file_bytes=_positive_int(env, "NIGHTJAR_MAX_FILE_BYTES", 2 * 1024**3),
+        max_file_lines=_positive_int(env, "NIGHTJAR_MAX_FILE_LINES", 10_000_000),
+        max_line_bytes=_positive_int(env, "NIGHTJAR_MAX_LINE_BYTES", 1024**2),
     )
+
+
+def _positive_int(env, name: str, default: int) -> int:
+    raw = env.get(name)
+    if not raw:
+        return default
+    try:
+        value = int(raw.replace("_", ""))
+    except ValueError:
+        raise ValueError(f"{name} must be a whole number, got {raw!r}") from None
+    if value <= 0:
+        raise ValueError(f"{name} must be > 0, got {raw!r}")
+    return value
 
 
 def _non_negative_float(env, name: str, default: float) -> float:

@@ -61,3 +61,13 @@ def test_future_skew_hours_setting(tmp_path: Path) -> None:
     for bad in ("-1", "soon", "nan", "inf"):
         with pytest.raises(ValueError, match="NIGHTJAR_FUTURE_SKEW_HOURS"):
             get_settings({"NIGHTJAR_DATA_DIR": str(tmp_path), "NIGHTJAR_FUTURE_SKEW_HOURS": bad})
+
+
+def test_file_caps_settings(tmp_path: Path) -> None:
+    s = get_settings({"NIGHTJAR_DATA_DIR": str(tmp_path)})
+    assert (s.max_file_bytes, s.max_file_lines, s.max_line_bytes) == (2 * 1024**3, 10_000_000, 1024**2)
+    s = get_settings({"NIGHTJAR_DATA_DIR": str(tmp_path), "NIGHTJAR_MAX_FILE_BYTES": "1000",
+                      "NIGHTJAR_MAX_FILE_LINES": "10", "NIGHTJAR_MAX_LINE_BYTES": "100"})
+    assert get_settings(s.env()).max_file_bytes == 1000 and get_settings(s.env()).max_line_bytes == 100
+    with pytest.raises(ValueError, match="NIGHTJAR_MAX_FILE_LINES"):
+        get_settings({"NIGHTJAR_DATA_DIR": str(tmp_path), "NIGHTJAR_MAX_FILE_LINES": "0"})

@@ -188,6 +188,7 @@ def events_resource(
     stats: EventsRunStats,
     batch_rows: int = BATCH_ROWS,
     future_skew_hours: float = FUTURE_SKEW.total_seconds() / 3600,
+    caps: dict | None = None,
 ):
     """Decides which landing files this load takes and records them in the resource state;
     the rows themselves are read, validated and inserted by the load job of the package
@@ -236,7 +237,7 @@ def events_resource(
             create_table_variant=True,
         )
     header = {"load_id": load_id, "loaded_at": loaded_at.isoformat(), "batch_rows": batch_rows,
-              "root": str(events_dir), "future_skew_hours": future_skew_hours}
+              "root": str(events_dir), "future_skew_hours": future_skew_hours, **(caps or {})}
     folder = Path(tempfile.mkdtemp(prefix="events-manifest-", dir=_working_dir()))
     try:
         manifest = folder / "events.jsonl"
@@ -261,5 +262,6 @@ def _import_manifest(path: Path, entries: int):
 
 @dlt.source(name="nightjar_events", max_table_nesting=0)
 def events_source(events_dir: Path, stats: EventsRunStats, batch_rows: int = BATCH_ROWS,
-                  future_skew_hours: float = FUTURE_SKEW.total_seconds() / 3600):
-    return events_resource(Path(events_dir), stats, batch_rows, future_skew_hours)
+                  future_skew_hours: float = FUTURE_SKEW.total_seconds() / 3600, caps: dict | None = None):
+    """``caps``: ``max_file_bytes`` / ``max_file_lines`` / ``max_line_bytes`` for the manifest."""
+    return events_resource(Path(events_dir), stats, batch_rows, future_skew_hours, caps)

@@ -3,8 +3,8 @@ insert them into the warehouse.
 
 The manifest is written by the extract step (:mod:`nightjar.ingest.discover`); this job
 (:func:`load_manifest`) runs in dlt's load step, started by the warehouse destination
-(:mod:`nightjar.ingest.destination`). Each file is read whole, gunzipped if need be, split
-into lines and validated in DuckDB inside the ``INSERT`` into ``raw.events``; the other
+(:mod:`nightjar.ingest.destination`). Each file is read as a stream (:func:`iter_content`:
+bounded by the manifest's caps), gunzipped if need be, split into lines and validated in DuckDB inside the ``INSERT`` into ``raw.events``; the other
 lines go to ``raw.events_rejected``, then one ``raw.events_load_log`` row per file. A job
 replayed after a crash repeats its rows exactly (same ``_file``, ``_line``,
 ``_loaded_at``), and ``pipeline._drop_replayed_rows`` removes the copies.
@@ -40,6 +40,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
 
+import duckdb
 import pyarrow as pa
 
 try:  # ISA-L's inflate: ~3x zlib's speed on the landing files (BENCHMARKS.md), same format
@@ -48,13 +49,22 @@ except ImportError:  # a platform without an isal wheel: the standard library's 
     _inflate = zlib  # type: ignore[assignment]
 
 from nightjar.ingest.fastpath import LineValidator
-from nightjar.ingest.validate import BOM, FUTURE_SKEW, MAX_LINE_BYTES
+from nightjar.ingest.validate import BOM, FUTURE_SKEW, MAX_LINE_BYTES, truncate_raw
 
 log = logging.getLogger(__name__)
 
 BATCH_ROWS = 500_000  # lines per validation batch: one INSERT into raw.events and one CHECKPOINT each
 READ_CHUNK = 1 << 18
-FILE_FAULTS = ("corrupt_gzip", "unreadable_file", "not_a_file", "symlink")
+FILE_FAULTS = ("corrupt_gzip", "unreadable_file", "not_a_file", "symlink", "file_too_large", "load_failed")
+# errors of the warehouse or the machine, not of one file: never quarantined, they fail the job
+ENVIRONMENT_ERRORS: tuple[type[BaseException], ...] = (
+    MemoryError, OSError, duckdb.IOException, duckdb.OutOfMemoryException, duckdb.FatalException,
+    duckdb.InterruptException, duckdb.PermissionException, duckdb.TransactionException,
+)
+# per-file caps (nightjar.settings: NIGHTJAR_MAX_FILE_BYTES / _MAX_FILE_LINES / _MAX_LINE_BYTES)
+DEFAULT_MAX_FILE_BYTES = 2 * 1024**3
+DEFAULT_MAX_FILE_LINES = 10_000_000
+DEFAULT_MAX_LINE_BYTES = 1024**2
 # faults that leave a file unread and not recorded as loaded: retried when the entry changes
 RETRIED_FAULTS = ("unreadable_file", "not_a_file", "symlink")
 _PARTIAL_LINE = " | partial line: "
@@ -176,6 +186,186 @@ def _inflate_member(raw: bytes, pos: int, lib) -> tuple[list[bytes], int, str | 
     return out, min(len(raw), start + READ_CHUNK) - len(d.unused_data), None
 
 
+OUT_CHUNK = 1 << 22  # inflated bytes per step of a streamed read
+BLOCK_BYTES = 1 << 26  # complete lines handed on at once (bounds memory per file)
+
+
+class _StreamFault(Exception):
+    def __init__(self, fault: str, message: str):
+        super().__init__(message)
+        self.fault, self.message = fault, message
+
+
+def _raw_chunks(fh, gz: bool):
+    """The content of an open file, inflated if ``gz``, as chunks of at most ``OUT_CHUNK``
+    bytes (a gzip bomb never inflates further than one chunk ahead). Multi-member gzip and
+    trailing zero padding as :func:`gunzip_partial`; an error raises :class:`_StreamFault`
+    after every byte decodable before it (a broken member is decoded again with zlib)."""
+    if not gz:
+        while chunk := fh.read(OUT_CHUNK):
+            yield chunk
+        return
+    pos = 0  # file offset of the current member
+    while True:
+        fh.seek(pos)
+        head = fh.read(2)
+        if not head:
+            return
+        if head != b"\x1f\x8b":
+            rest = head + fh.read(READ_CHUNK)
+            while rest and not rest.strip(b"\x00"):
+                rest = fh.read(READ_CHUNK)
+            if not rest:
+                return  # trailing zero padding
+            what = "not a gzip file" if pos == 0 else f"garbage after gzip member at byte {pos}"
+            raise _StreamFault("corrupt_gzip", f"BadGzipFile: {what}")
+        lib, skip, emitted = _inflate, 0, 0
+        while True:
+            fh.seek(pos)
+            d = lib.decompressobj(wbits=31)
+            consumed, error = 0, None
+            try:
+                while not d.eof:
+                    data = d.unconsumed_tail or fh.read(READ_CHUNK)
+                    if not data:
+                        break
+                    if not d.unconsumed_tail:
+                        consumed += len(data)
+                    out = d.decompress(data, OUT_CHUNK)
+                    if skip:
+                        cut = min(skip, len(out))
+                        out, skip = out[cut:], skip - cut
+                    if out:
+                        emitted += len(out)
+                        yield out
+            except (zlib.error, lib.error) as exc:
+                error = f"zlib.error: {exc}"
+            if error is None and not d.eof:
+                if lib is zlib:
+                    tail = d.flush()
+                    if tail:
+                        yield tail
+                error = "EOFError: compressed file ended before the end-of-stream marker was reached"
+            if error is None:
+                pos = pos + consumed - len(d.unused_data)
+                break
+            if lib is not zlib:  # again with zlib, which emits every byte it can
+                lib, skip = zlib, emitted
+                continue
+            raise _StreamFault("corrupt_gzip", error)
+
+
+def iter_content(path: Path, root: Path | None, max_file_bytes: int, max_line_bytes: int):
+    """Read a landing file as a stream. Yields ``("lines", bytes)`` blocks of complete
+    lines (the last one may lack its newline at the end of the file), each line at most
+    ``max_line_bytes``; ``("long", prefix, length)`` for a longer line (never held whole:
+    only a prefix of ``MAX_LINE_BYTES + 4`` bytes is kept); and at most one final
+    ``(fault, message, fragment)`` with fault ``corrupt_gzip`` / ``unreadable_file`` /
+    ``not_a_file`` / ``symlink`` / ``file_too_large`` (more than ``max_file_bytes``
+    inflated bytes). A leading UTF-8 BOM is dropped."""
+
+    fault, message = stat_fault(path, root)
+    if fault is not None:
+        yield fault, message, None
+        return
+    try:
+        fh = os.fdopen(os.open(path, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0)), "rb")
+    except OSError as exc:
+        if exc.errno == errno.ELOOP:
+            yield "symlink", f"{path.name} became a symbolic link; not read", None
+        else:
+            yield "unreadable_file", f"{type(exc).__name__}: {exc}", None
+        return
+    keep = MAX_LINE_BYTES + 4
+    total = 0
+    pending: list[bytes] = []
+    pending_len = 0
+    done: list[bytes] = []  # complete lines not handed on yet
+    done_len = 0
+    long_prefix: bytes | None = None  # inside a line longer than max_line_bytes
+    long_len = 0
+    first = True
+
+    window = max(1, max_line_bytes // 2)
+
+    def complete(block: bytes):
+        # split out the lines longer than the cap. No array per line: the block is tiled in
+        # windows of half the cap; a longer line fully covers a window without a newline,
+        # so only such windows are looked at (bytes.find/rfind, C speed, no allocation).
+        n, start, i = len(block), 0, 0
+        while i < n:
+            j = min(i + window, n)
+            if j - i == window and block.find(b"\n", i, j) < 0:
+                s = block.rfind(b"\n", 0, i) + 1
+                e = block.find(b"\n", j)
+                e = n if e < 0 else e
+                if e - s > max_line_bytes:
+                    if s > start:
+                        yield "lines", block[start:s]
+                    yield "long", block[s : s + keep], e - s
+                    start = i = e + 1
+                    continue
+            i = j
+        if start < n:
+            yield "lines", block[start:] if start else block
+
+    with fh:
+        try:
+            for chunk in _raw_chunks(fh, path.name.endswith(".gz")):
+                total += len(chunk)
+                if total > max_file_bytes:
+                    yield "file_too_large", f"more than {max_file_bytes} bytes inflated (NIGHTJAR_MAX_FILE_BYTES)", None
+                    return
+                if first:
+                    if chunk.startswith(BOM):
+                        chunk = chunk[len(BOM):]
+                    first = False
+                if long_prefix is not None:
+                    i = chunk.find(b"\n")
+                    if i < 0:
+                        long_len += len(chunk)
+                        continue
+                    long_len += i
+                    if done:
+                        yield from complete(b"".join(done))
+                        done, done_len = [], 0
+                    yield "long", long_prefix, long_len
+                    long_prefix, chunk = None, chunk[i + 1 :]
+                cut = chunk.rfind(b"\n")
+                if cut < 0:
+                    pending.append(chunk)
+                    pending_len += len(chunk)
+                    if pending_len > max_line_bytes:  # the tail is one unfinished line
+                        line = b"".join(pending)
+                        long_prefix, long_len, pending, pending_len = line[:keep], len(line), [], 0
+                    continue
+                done.append(b"".join(pending) + chunk[: cut + 1] if pending else chunk[: cut + 1])
+                done_len += len(done[-1])
+                rest = chunk[cut + 1 :]
+                pending, pending_len = ([rest], len(rest)) if rest else ([], 0)
+                if done_len >= BLOCK_BYTES:
+                    yield from complete(b"".join(done))
+                    done, done_len = [], 0
+                if pending_len > max_line_bytes:
+                    long_prefix, long_len, pending, pending_len = rest[:keep], len(rest), [], 0
+        except _StreamFault as exc:
+            if done:
+                yield from complete(b"".join(done))
+            if long_prefix is not None:
+                yield "long", long_prefix, long_len
+            yield exc.fault, exc.message, b"".join(pending)
+            return
+        except OSError as exc:
+            yield "unreadable_file", f"{type(exc).__name__}: {exc}", None
+            return
+    if done:
+        yield from complete(b"".join(done))
+    if long_prefix is not None:
+        yield "long", long_prefix, long_len
+    elif pending:
+        yield from complete(b"".join(pending))
+
+
 def _fault_row(fault: str, message: str, fragment: bytes | None = None) -> str:
     """``raw_line`` of a file-level fault's reject row (:func:`_fault_message` reads it back)."""
     raw = f"[{fault}] {message}"
@@ -188,7 +378,77 @@ def _fault_message(fault: str, raw_line: str) -> str:
     return raw_line.removeprefix(f"[{fault}] ").split(_PARTIAL_LINE, 1)[0]
 
 
-def load_manifest(con, manifest: Path, tables: dict[str, str]) -> list[FileResult]:
+def _load_file(validator: LineValidator, con, entry: dict, res: FileResult, tables: dict[str, str],
+               job: dict) -> None:
+    """Read, split and hand one manifest entry's lines to ``validator`` (see :func:`load_manifest`)."""
+    rel, loaded_at, batch_rows, root = res.file, job["loaded_at"], job["batch_rows"], job["root"]
+    max_bytes, max_lines, max_line = job["max_bytes"], job["max_lines"], job["max_line"]
+    if "fault" in entry:
+        fault, message = entry["fault"], entry["error"]
+        validator.add_reject(_fault_row(fault, message), rel, 0, fault)
+        res.fault, res.error, res.lines_read = fault, message, 1
+        return
+    fault = message = fragment = None
+    for item in iter_content(Path(entry["path"]), root, max_bytes, max_line):
+        kind = item[0]
+        if kind == "long":
+            if res.lines_read + 1 > max_lines:
+                fault, message = "file_too_large", f"more than {max_lines} lines (NIGHTJAR_MAX_FILE_LINES)"
+                break
+            res.lines_read += 1
+            # the same code as any line over 32 KiB: the cap only bounds memory
+            validator.add_reject(truncate_raw(item[1].decode("utf-8", "backslashreplace"), item[2]),
+                                 rel, res.lines_read, "line_too_large")
+            continue
+        if kind != "lines":
+            fault, message, fragment = item
+            break
+        data = item[1]
+        if res.lines_read + data.count(b"\n") + (not data.endswith(b"\n")) > max_lines:
+            fault = "file_too_large"  # checked before the block is split: no line past the cap is read
+            message = f"more than {max_lines} lines (NIGHTJAR_MAX_FILE_LINES)"
+            break
+        for ckind, first_no, chunk in _line_chunks(data, batch_rows, res.lines_read):
+            if ckind == "arrow":
+                validator.add_arrow_lines(rel, chunk, first_no)
+            elif ckind == "text":
+                validator.add_text_lines(rel, chunk, first_no)
+            elif ckind == "numbered_text":
+                validator.add_text_lines(rel, [t for _, t in chunk], line_numbers=[n for n, _ in chunk])
+            else:
+                validator.add_byte_lines(rel, chunk)
+            res.lines_read += len(chunk)
+            if len(validator) >= batch_rows:
+                validator.flush()
+        del data
+    res.fault, res.error = fault, message
+    if fault == "file_too_large":  # the whole file becomes one reject row
+        log.error("events file %s: %s; not loaded", rel, message)
+        validator.flush(wait=True)
+        con.execute(f"delete from {tables['events']} where _file = ? and _loaded_at = ?", [rel, loaded_at])
+        con.execute(f"delete from {tables['events_rejected']} where _file = ? and _loaded_at = ?",
+                    [rel, loaded_at])
+        validator.counts.pop(rel, None)
+        res.error = message = f"{message}; {res.lines_read} lines read before the cap"
+        validator.add_reject(_fault_row(fault, message), rel, 0, fault)
+        res.lines_read = 1
+    elif fault in RETRIED_FAULTS:
+        log.error("events file %s: %s after it was listed (%s); recorded as loaded", rel, fault, message)
+        validator.add_reject(_fault_row(fault, message), rel, 0, fault)
+        res.lines_read = 1
+    elif fault == "corrupt_gzip":
+        log.error("events file %s: corrupt gzip after line %d (%s); earlier lines kept",
+                  rel, res.lines_read, message)
+        res.lines_read += 1
+        validator.add_reject(_fault_row(fault, message, fragment), rel, res.lines_read, "corrupt_gzip")
+
+
+def _delete_file_rows(con, tables: dict[str, str], rel: str, loaded_at) -> None:
+    for t in ("events", "events_rejected"):
+        con.execute(f"delete from {tables[t]} where _file = ? and _loaded_at = ?", [rel, loaded_at])
+
+
+def load_manifest(con, manifest: Path, tables: dict[str, str], isolate: bool = False) -> list[FileResult]:
     """The ``events`` load job: read, validate and insert the files of one manifest.
 
     ``con`` is a connection to the warehouse; ``tables`` maps ``events``,
@@ -201,57 +461,61 @@ def load_manifest(con, manifest: Path, tables: dict[str, str]) -> list[FileResul
     File-level faults never stop the load: ``corrupt_gzip`` keeps every complete line
     before the error and adds one reject row; a file that became unreadable after the
     extract step gets an ``unreadable_file``/``not_a_file`` row (it is recorded as loaded
-    by then, so it is not retried: a rare race, logged as an error)."""
+    by then, so it is not retried: a rare race, logged as an error); a file past a cap
+    (``max_file_bytes`` / ``max_file_lines`` in the manifest) is one ``file_too_large`` row.
+
+    ``isolate``: load file by file, each with its own validator and waiting for its
+    inserts; a file whose load raises has its rows of this load deleted and becomes one
+    ``load_failed`` reject row (the error), and the other files load. The destination job
+    uses it to redo a manifest whose normal (overlapped) load failed."""
     header, *entries = [json.loads(line) for line in manifest.read_text().splitlines() if line.strip()]
     loaded_at = datetime.fromisoformat(header["loaded_at"])
     batch_rows = int(header["batch_rows"])
     root = Path(header["root"]) if header.get("root") else None  # absent in older packages
     skew = timedelta(hours=header["future_skew_hours"]) if "future_skew_hours" in header else FUTURE_SKEW
-    validator = LineValidator(loaded_at, con, tables["events"], tables["events_rejected"], skew)
+    max_bytes = int(header.get("max_file_bytes") or DEFAULT_MAX_FILE_BYTES)
+    max_lines = int(header.get("max_file_lines") or DEFAULT_MAX_FILE_LINES)
+    max_line = int(header.get("max_line_bytes") or DEFAULT_MAX_LINE_BYTES)
+    job = {"loaded_at": loaded_at, "batch_rows": batch_rows, "root": root,
+           "max_bytes": max_bytes, "max_lines": max_lines, "max_line": max_line}
+    new_validator = lambda: LineValidator(loaded_at, con, tables["events"], tables["events_rejected"], skew)  # noqa: E731
+    validator = new_validator()
     results: list[FileResult] = []
+    counts: dict[str, tuple[int, int]] = {}
     try:
         for entry in entries:
-            rel = entry["file"]
-            res = FileResult(rel)
+            res = FileResult(str(entry.get("file")))
             results.append(res)
-            if "fault" in entry:
-                data, fault, message = b"", entry["fault"], entry["error"]
-            else:
-                data, fault, message = read_file(Path(entry["path"]), root)
-            res.fault, res.error = fault, message
-            if fault in RETRIED_FAULTS:
-                if "fault" not in entry:
-                    log.error("events file %s: %s after it was listed (%s); recorded as loaded", rel, fault, message)
-                validator.add_reject(_fault_row(fault, message), rel, 0, fault)
-                res.lines_read = 1
-                continue
-            fragment = None
-            if data.startswith(BOM):
-                data = data[len(BOM):]
-            if fault == "corrupt_gzip":
-                cut = data.rfind(b"\n") + 1
-                data, fragment = data[:cut], data[cut:]
-            for kind, first_no, chunk in _line_chunks(data, batch_rows):
-                if kind == "arrow":
-                    validator.add_arrow_lines(rel, chunk, first_no)
-                elif kind == "text":
-                    validator.add_text_lines(rel, chunk, first_no)
-                elif kind == "numbered_text":
-                    validator.add_text_lines(rel, [t for _, t in chunk], line_numbers=[n for n, _ in chunk])
-                else:
-                    validator.add_byte_lines(rel, chunk)
-                res.lines_read += len(chunk)
+            if not isolate:
+                _load_file(validator, con, entry, res, tables, job)
                 if len(validator) >= batch_rows:
                     validator.flush()
-            del data
-            if fault == "corrupt_gzip":
-                log.error("events file %s: corrupt gzip after line %d (%s); earlier lines kept",
-                          rel, res.lines_read, message)
-                res.lines_read += 1
-                validator.add_reject(_fault_row(fault, message, fragment), rel, res.lines_read, "corrupt_gzip")
-            if len(validator) >= batch_rows:
-                validator.flush()
+                continue
+            one = new_validator()
+            try:
+                _load_file(one, con, entry, res, tables, job)
+                one.flush(wait=True)
+                counts[res.file] = tuple(one.counts.get(res.file, (0, 0)))
+            except ENVIRONMENT_ERRORS:
+                raise
+            except Exception as exc:  # noqa: BLE001 - quarantined, the other files go on
+                message = f"{type(exc).__name__}: {exc}"[:MAX_LINE_BYTES]
+                log.error("events file %s: load failed (%s); quarantined as load_failed", res.file, message)
+                try:
+                    one.close()
+                finally:
+                    one = None
+                _delete_file_rows(con, tables, res.file, loaded_at)
+                validator.add_reject(_fault_row("load_failed", message), res.file, 0, "load_failed")
+                res.fault, res.error, res.lines_read = "load_failed", message, 1
+            finally:
+                if one is not None:
+                    one.close()
         validator.flush(wait=True)
+        for r, c in counts.items():
+            validator.counts.setdefault(r, [0, 0])
+            validator.counts[r][0] += c[0]
+            validator.counts[r][1] += c[1]
         for res in results:
             res.rows_loaded, res.rows_rejected = validator.counts.get(res.file, (0, 0))
             if res.lines_read != res.rows_loaded + res.rows_rejected:  # would be a bug
@@ -272,6 +536,15 @@ def load_manifest(con, manifest: Path, tables: dict[str, str]) -> list[FileResul
     finally:
         validator.close()
     return results
+
+
+def undo_manifest(con, manifest: Path, tables: dict[str, str]) -> None:
+    """Delete every row the load of ``manifest`` wrote (its load time / load id)."""
+    header = json.loads(manifest.read_text().split("\n", 1)[0])
+    loaded_at = datetime.fromisoformat(header["loaded_at"])
+    con.execute(f"delete from {tables['events']} where _loaded_at = ?", [loaded_at])
+    con.execute(f"delete from {tables['events_rejected']} where _loaded_at = ?", [loaded_at])
+    con.execute(f"delete from {tables['events_load_log']} where load_id = ?", [header["load_id"]])
 
 
 def load_results(con, load_id: str, tables: dict[str, str]) -> list[FileResult]:
@@ -322,7 +595,7 @@ def arrow_lines(data: bytes) -> pa.StringArray | None:
     return arr
 
 
-def _line_chunks(data: bytes, batch_rows: int):
+def _line_chunks(data: bytes, batch_rows: int, base: int = 0):
     """Split a file's content into lines (``\\n``; a final newline ends the last line)
     and yield ``(kind, first line number, lines)`` chunks of at most ``batch_rows``.
 
@@ -333,7 +606,7 @@ def _line_chunks(data: bytes, batch_rows: int):
     arr = arrow_lines(data)
     if arr is not None:
         for start in range(0, len(arr), batch_rows):
-            yield "arrow", start + 1, arr.slice(start, batch_rows)
+            yield "arrow", base + start + 1, arr.slice(start, batch_rows)
         return
     try:
         text = data.decode("utf-8")
@@ -342,7 +615,7 @@ def _line_chunks(data: bytes, batch_rows: int):
         if lines_b and lines_b[-1] == b"":
             lines_b.pop()
         good, bad = [], []
-        for no, line in enumerate(lines_b, 1):
+        for no, line in enumerate(lines_b, base + 1):
             try:
                 good.append((no, line.decode("utf-8")))
             except UnicodeDecodeError:
@@ -356,4 +629,4 @@ def _line_chunks(data: bytes, batch_rows: int):
     if lines and lines[-1] == "":
         lines.pop()
     for start in range(0, len(lines), batch_rows):
-        yield "text", start + 1, lines[start : start + batch_rows]
+        yield "text", base + start + 1, lines[start : start + batch_rows]

@@ -101,14 +101,15 @@ def _load_events(settings: Settings, batch_rows: int) -> dict:
     stats = EventsRunStats()
     with warehouse_connection(settings) as connection:
         pipeline = make_pipeline(EVENTS_PIPELINE, settings, connection)
-        resuming = pipeline.has_pending_data
+        if pipeline.has_pending_data:
+            pipeline = _finish_or_discard_pending(pipeline, settings, connection)
         info = pipeline.run(
-            events_source(settings.events_dir, stats, batch_rows, settings.future_skew_hours),
+            events_source(settings.events_dir, stats, batch_rows, settings.future_skew_hours,
+                          {"max_file_bytes": settings.max_file_bytes, "max_file_lines": settings.max_file_lines,
+                           "max_line_bytes": settings.max_line_bytes}),
             loader_file_format="parquet",
         )
         info.raise_on_failed_jobs()
-        if resuming:
-            _drop_replayed_rows(pipeline)
         # the load job stored each file's counts with its rows (raw.events_load_log)
         counted = {}
         if stats.load_id and stats.files:
@@ -139,6 +140,49 @@ def _load_events(settings: Settings, batch_rows: int) -> dict:
         summary["rows_rejected"], summary["load_id"],
     )
     return summary
+
+
+def _finish_or_discard_pending(pipeline: dlt.Pipeline, settings: Settings,
+                               connection: duckdb.DuckDBPyConnection) -> dlt.Pipeline:
+    """Finish the packages an interrupted run left; a package that fails again is discarded
+    instead of blocking every later night: the rows its events job wrote (its load time and
+    load id) and its uncommitted pipeline state are deleted, the package is dropped, and the
+    local state comes back from the warehouse, so its files are taken afresh by this run
+    (nothing lost, nothing counted twice). Returns the pipeline to run."""
+    try:
+        pipeline.normalize()
+        pipeline.load()
+    except Exception as exc:  # noqa: BLE001 - logged, then the package is discarded
+        log.error("pipeline %s: an interrupted load package failed again (%s); discarding it, "
+                  "its files are loaded afresh", pipeline.pipeline_name, exc)
+        _discard_pending(pipeline, connection)
+        pipeline.drop_pending_packages(with_partial_loads=True)
+        return make_pipeline(EVENTS_PIPELINE, settings, connection)
+    _drop_replayed_rows(pipeline)
+    return pipeline
+
+
+def _discard_pending(pipeline: dlt.Pipeline, connection: duckdb.DuckDBPyConnection) -> None:
+    """Delete what the pending (normalized) packages wrote to the warehouse: the events rows
+    of their manifests and their pipeline state rows (their ``_dlt_loads`` row was never
+    written: a package is complete only when all its jobs are)."""
+    from pathlib import Path
+
+    from nightjar.ingest.load_job import undo_manifest
+
+    normalized = Path(pipeline.working_dir) / "load" / "normalized"
+    existing = {r[0] for r in connection.execute(
+        "select table_name from information_schema.tables where table_schema = ?", [DATASET]).fetchall()}
+    for package in sorted(normalized.glob("*")) if normalized.is_dir() else []:
+        for manifest in package.glob("*_jobs/events.*.jsonl"):
+            if set(_event_tables()) - {"events"} <= existing and "events" in existing:
+                try:
+                    undo_manifest(connection, manifest, _event_tables())
+                except (ValueError, KeyError) as exc:  # an unreadable manifest wrote nothing
+                    log.warning("manifest %s unreadable (%s); nothing to undo", manifest.name, exc)
+        if "_dlt_pipeline_state" in existing:
+            connection.execute(f"delete from {DATASET}._dlt_pipeline_state where _dlt_load_id = ?",
+                               [package.name])
 
 
 # Columns that identify one row of one load package in the append-only event tables.

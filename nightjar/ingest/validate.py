@@ -39,8 +39,20 @@ reason                                rule
 ``name_too_long``                     event_name longer than ``MAX_NAME_CHARS`` (128) characters
 ====================================  =====================================================
 
-File-level faults (``corrupt_gzip``, ``unreadable_file``, ``not_a_file``, ``symlink``) are
-produced by :mod:`nightjar.ingest.load_job` and :mod:`nightjar.ingest.discover`, not here.
+File-level faults (``corrupt_gzip``, ``unreadable_file``, ``not_a_file``, ``symlink``,
+``file_too_large``, ``load_failed``) are produced by :mod:`nightjar.ingest.load_job` and
+:mod:`nightjar.ingest.discover`, not here:
+
+====================================  =====================================================
+``file_too_large``                    the file inflates to more than ``NIGHTJAR_MAX_FILE_BYTES``
+                                      (2 GiB) or has more than ``NIGHTJAR_MAX_FILE_LINES``
+                                      (10 M) lines: one row for the whole file, nothing loaded
+``load_failed``                       loading the file raised an error: one row with the error,
+                                      the file's other rows of that load are removed
+====================================  =====================================================
+
+A line longer than ``NIGHTJAR_MAX_LINE_BYTES`` (1 MiB) is read as a stream and never held
+whole; it is ``line_too_large`` like any line over 32 KiB (``raw_line`` keeps 32 KiB).
 
 The same rules are implemented as a DuckDB query in :mod:`nightjar.ingest.fastpath` (used
 for the bulk of the lines); this module is the strict reference and handles the lines the

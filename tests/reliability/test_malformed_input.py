@@ -30,6 +30,7 @@ REASONS = {
     "timestamp_after_received_at", "properties_not_object", "context_not_object", "user_id_not_string",
     "corrupt_gzip", "unreadable_file", "not_a_file",
     "future_timestamp", "nul_character", "id_too_long", "name_too_long", "symlink",
+    "file_too_large", "load_failed",
 }
 
 _DEEP = ('{"event_id":"x-deep","event_name":"x","timestamp":"2025-03-02T10:00:00Z","anonymous_id":"a-x",'
