@@ -4,19 +4,15 @@ from __future__ import annotations
 
 import gzip
 
-import duckdb
 
 from nightjar.ingest import load_events
 from nightjar.settings import get_settings
+from querying import query
 from corpus import ev, j
 
 
-def _q(settings, sql):
-    con = duckdb.connect(str(settings.warehouse), read_only=True)
-    try:
-        return con.execute(sql).fetchall()
-    finally:
-        con.close()
+def _q(settings, sql: str):
+    return query(settings.warehouse, sql)
 
 
 def test_gzip_bombs_and_huge_lines_are_single_reject_rows(tmp_path):

@@ -15,6 +15,7 @@ from nightjar.ingest import load_events
 from nightjar.ingest.fastpath import NEEDS_PYTHON, DuckDBValidator
 from nightjar.ingest.validate import BatchBuilder, split_lines
 from nightjar.settings import get_settings
+from querying import query
 from corpus import CASES, DIRECTORY, TRUNCATED_GZ, UNREADABLE, ev, j, write_corpus
 
 
@@ -23,11 +24,7 @@ def _settings(tmp_path: Path):
 
 
 def _q(settings, sql: str):
-    con = duckdb.connect(str(settings.warehouse), read_only=True)
-    try:
-        return con.execute(sql).fetchall()
-    finally:
-        con.close()
+    return query(settings.warehouse, sql)
 
 
 def _outcomes(settings) -> dict[str, dict[int, str]]:

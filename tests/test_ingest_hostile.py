@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from datetime import date, datetime, timedelta, timezone
 
-import duckdb
 import pyarrow as pa
 import pytest
 
@@ -13,15 +12,12 @@ from nightjar.ingest.fastpath import DuckDBValidator
 from nightjar.ingest.load_job import read_file
 from nightjar.ingest.validate import BatchBuilder
 from nightjar.settings import get_settings
+from querying import query
 from corpus import ev, j
 
 
 def _q(settings, sql: str):
-    con = duckdb.connect(str(settings.warehouse), read_only=True)
-    try:
-        return con.execute(sql).fetchall()
-    finally:
-        con.close()
+    return query(settings.warehouse, sql)
 
 
 # -- 1. symlinks ---------------------------------------------------------------------------

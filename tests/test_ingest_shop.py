@@ -7,12 +7,12 @@ import socket
 import uuid
 from datetime import timedelta
 
-import duckdb
 import pytest
 import sqlalchemy as sa
 
 from nightjar.ingest import load_shop
 from nightjar.settings import get_settings
+from querying import query
 from shop_fixtures import T0, add_orders, build_shop, orders
 
 PG_BASE = "postgresql+psycopg2://postgres@127.0.0.1:5432/test"
@@ -34,18 +34,11 @@ def _sqlite_shop(tmp_path, name="data"):
     return settings, engine
 
 
-def _q(settings, sql):
-    con = duckdb.connect(str(settings.warehouse), read_only=True)
-    try:
-        return con.execute(sql).fetchall()
-    finally:
-        con.close()
-
 
 def _table(settings, table, order):
-    cols = [c for (c,) in _q(settings, "SELECT column_name FROM information_schema.columns WHERE table_schema='raw' "
+    cols = [c for (c,) in query(settings.warehouse, "SELECT column_name FROM information_schema.columns WHERE table_schema='raw' "
                                         f"AND table_name='{table}' AND column_name NOT LIKE '_dlt%' ORDER BY ordinal_position")]
-    return cols, _q(settings, f"SELECT {', '.join(cols)} FROM raw.{table} ORDER BY {order}")
+    return cols, query(settings.warehouse, f"SELECT {', '.join(cols)} FROM raw.{table} ORDER BY {order}")
 
 
 def test_initial_load_rerun_and_refund_of_old_order(tmp_path):
@@ -53,8 +46,8 @@ def test_initial_load_rerun_and_refund_of_old_order(tmp_path):
     first = load_shop(settings)
     assert first["rows"] == {"customers": 20, "products": 8, "orders": 60, "order_items": 120}
     for t, n in first["rows"].items():
-        assert _q(settings, f"SELECT count(*) FROM raw.{t}")[0][0] == n
-    cols = dict(_q(settings, "SELECT column_name, data_type FROM information_schema.columns "
+        assert query(settings.warehouse, f"SELECT count(*) FROM raw.{t}")[0][0] == n
+    cols = dict(query(settings.warehouse, "SELECT column_name, data_type FROM information_schema.columns "
                              "WHERE table_schema='raw' AND table_name='orders'"))
     assert cols["total_amount"] == "DECIMAL(12,2)" and "_dlt_load_id" in cols
 
@@ -72,10 +65,10 @@ def test_initial_load_rerun_and_refund_of_old_order(tmp_path):
     assert third["rows"]["orders"] == 2
     assert third["rows"]["order_items"] == 1 + 2  # items of order 3 (1 line) and order 1000 (2 lines)
     assert third["rows"]["customers"] == 0
-    assert _q(settings, "SELECT count(*), count(DISTINCT order_id) FROM raw.orders")[0] == (61, 61)
-    assert _q(settings, "SELECT status FROM raw.orders WHERE order_id = 'o_00000003'") == [("refunded",)]
-    assert _q(settings, "SELECT count(*) FROM raw.order_items")[0][0] == 122  # 120 + 2 new; order 3 merged in place
-    assert _q(settings, "SELECT count(*) FROM (SELECT order_id, line_number FROM raw.order_items "
+    assert query(settings.warehouse, "SELECT count(*), count(DISTINCT order_id) FROM raw.orders")[0] == (61, 61)
+    assert query(settings.warehouse, "SELECT status FROM raw.orders WHERE order_id = 'o_00000003'") == [("refunded",)]
+    assert query(settings.warehouse, "SELECT count(*) FROM raw.order_items")[0][0] == 122  # 120 + 2 new; order 3 merged in place
+    assert query(settings.warehouse, "SELECT count(*) FROM (SELECT order_id, line_number FROM raw.order_items "
                         "GROUP BY ALL HAVING count(*) > 1)")[0][0] == 0
 
     # losing the local dlt working dir must not reload anything
@@ -86,7 +79,7 @@ def test_initial_load_rerun_and_refund_of_old_order(tmp_path):
 def test_rows_written_in_the_same_second_as_the_cursor_are_not_missed(tmp_path):
     settings, engine = _sqlite_shop(tmp_path)
     load_shop(settings)
-    last = max(r[0] for r in _q(settings, "SELECT updated_at FROM raw.orders"))
+    last = max(r[0] for r in query(settings.warehouse, "SELECT updated_at FROM raw.orders"))
     with engine.begin() as con:  # a late writer commits a row with exactly the last cursor value
         add_orders(con, [2000])
         con.execute(orders.update().where(orders.c.order_id == "o_00002000")
@@ -138,7 +131,7 @@ def test_postgres_source_loads_the_same_rows_as_sqlite(tmp_path, pg_schema):
             con.execute(orders.update().where(orders.c.order_id == "o_00000005")
                         .values(status="refunded", updated_at=T0 + timedelta(days=200)))
         assert load_shop(pg)["rows"]["orders"] == 1
-        assert _q(pg, "SELECT status FROM raw.orders WHERE order_id = 'o_00000005'") == [("refunded",)]
+        assert query(pg.warehouse, "SELECT status FROM raw.orders WHERE order_id = 'o_00000005'") == [("refunded",)]
         assert load_shop(pg)["rows_total"] == 0
     finally:
         pg_engine.dispose()

@@ -21,6 +21,7 @@ from pathlib import Path
 import duckdb
 
 from nightjar.settings import environ_overrides
+from querying import query  # noqa: F401  (re-exported for the reliability tests)
 
 REPO = Path(__file__).resolve().parents[2]
 VENV_BIN = REPO / ".venv" / "bin"
@@ -224,14 +225,6 @@ def leftover_dbt_relations(warehouse: Path) -> list[str]:
         return [f"{s}.{t}" for s, t in con.execute(
             "select table_schema, table_name from information_schema.tables "
             "where table_name like '%__dbt_tmp%' or table_name like '%__dbt_backup%'").fetchall()]
-    finally:
-        con.close()
-
-
-def query(warehouse: Path, sql: str, params=None) -> list[tuple]:
-    con = connect_ro(warehouse)
-    try:
-        return con.execute(sql, params or []).fetchall()
     finally:
         con.close()
 
