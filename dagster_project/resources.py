@@ -8,12 +8,10 @@ from pathlib import Path
 import dagster as dg
 import duckdb
 
+from nightjar.dagster_home import WAREHOUSE_POOL  # noqa: F401  (the assets' pool)
 from nightjar.settings import Settings, get_settings
 from nightjar.warehouse_lock import locked_connection, warehouse_lock
 
-# DuckDB allows one writing process per file: every asset that writes the warehouse
-# declares this pool, and the instance limits it to one slot (dagster.yaml / tests).
-WAREHOUSE_POOL = "duckdb_warehouse"
 
 
 class WarehouseResource(dg.ConfigurableResource):

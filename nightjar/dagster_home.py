@@ -15,6 +15,9 @@ from pathlib import Path
 from nightjar.settings import REPO_ROOT, Settings
 
 INSTANCE_CONFIG = REPO_ROOT / "dagster_project" / "dagster.yaml"
+# DuckDB allows one writing process: every asset that writes the warehouse is in this pool,
+# limited to one slot by INSTANCE_CONFIG.
+WAREHOUSE_POOL = "duckdb_warehouse"
 
 # Tags on runs started by `nightjar run`: who runs it, so a run whose process died
 # (SIGKILL, power loss) can be recognised and closed by the next one.
@@ -35,15 +38,22 @@ def prepare_dagster_home(settings: Settings) -> Path:
     with open(home / ".nightjar_init.lock", "a") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
         if not ready.exists():
-            config = home / "dagster.yaml"
-            if not config.exists():
-                shutil.copyfile(INSTANCE_CONFIG, config)
-            import dagster as dg
-
-            with dg.DagsterInstance.from_config(str(home)):
-                pass  # creates the run, event-log and schedule storage
+            init_instance(home)
             ready.touch()
     return home
+
+
+def init_instance(home: Path) -> None:
+    """Create the instance's storage and the warehouse pool's limit (from dagster.yaml) now:
+    left to the first runs, two runs starting in the same instant can both find no limit
+    yet and both take a slot."""
+    import dagster as dg
+
+    config = home / "dagster.yaml"
+    if not config.exists():
+        shutil.copyfile(INSTANCE_CONFIG, config)
+    with dg.DagsterInstance.from_config(str(home)) as instance:
+        instance.event_log_storage.initialize_concurrency_limit_to_default(WAREHOUSE_POOL)
 
 
 def launcher_tags() -> dict[str, str]:

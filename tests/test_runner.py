@@ -74,7 +74,8 @@ def test_a_killed_nightjar_run_is_closed_and_frees_the_warehouse_slot(tmp_path: 
         other_host = instance.add_run(DagsterRun(job_name="__ASSET_JOB", run_id=str(uuid.uuid4()),
                                                  status=dg.DagsterRunStatus.STARTED,
                                                  tags={**tags, HOST_TAG: "elsewhere"}))
-        instance.event_log_storage.initialize_concurrency_limit_to_default("duckdb_warehouse")  # 1, dagster.yaml
+        # the pool's one slot exists before any run (else two first runs could both take one)
+        assert instance.event_log_storage.get_concurrency_info("duckdb_warehouse").slot_count == 1
         instance.event_log_storage.claim_concurrency_slot("duckdb_warehouse", orphan.run_id, "dlt_landing_events")
         assert instance.event_log_storage.get_concurrency_info("duckdb_warehouse").claimed_slots
 

@@ -99,8 +99,11 @@ def dagster_dev(
     startup_timeout: float = 150,
 ) -> Iterator[DagsterDev]:
     """`dagster dev` in its own session/process group; the whole group is killed on exit."""
+    from nightjar.dagster_home import init_instance
+
     dagster_home.mkdir(parents=True, exist_ok=True)
     shutil.copy(REPO / "dagster_project" / "dagster.yaml", dagster_home / "dagster.yaml")
+    init_instance(dagster_home)  # as `make ui` does: the pool's limit exists before any run
     port = free_port()
     # `env` is the child's whole environment (not merged with ours), plus DAGSTER_HOME.
     full_env = {**env, "DAGSTER_HOME": str(dagster_home), "PYTHONUNBUFFERED": "1"}
