@@ -28,10 +28,11 @@ def partition_range(instance: dg.DagsterInstance, asset_graph, keys, partitions_
     if last is None:
         return None
     end = min(last, last_data_day) if last_data_day else last
+    all_days = set(partitions_def.get_partition_keys())
     missing: set[str] = set()
     for key in keys:
         if asset_graph.get(key).partitions_def is not None:
-            missing |= set(partitions_def.get_partition_keys()) - set(instance.get_materialized_partitions(key))
+            missing |= all_days - instance.get_materialized_partitions(key)
     start = min(missing, default=None)
     return (start, end) if start is not None and start <= end else (last, last)
 
