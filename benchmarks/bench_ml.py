@@ -77,6 +77,7 @@ def main() -> None:
     result["churn"] = {
         "rows": r.rows,
         "gate": decision["passed"],
+        "champion": decision.get("champion"),
         "gate_reasons": decision["reasons"],
         "test": {k: {m: round(v, 4) for m, v in r.metrics[k].items() if m in ("roc_auc", "pr_auc", "brier", "top_decile_lift", "base_rate")}
                  for k in ["candidate", *r.baselines]},

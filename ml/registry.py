@@ -7,7 +7,7 @@ Layout::
     models/<name>/<version>/features.json
     models/<name>/<version>/<model files>   # joblib for sklearn, model_to_json for Prophet
     models/<name>/<version>/plots/*.png
-    models/<name>/promoted.json             # the version in use; moved only by a gate
+    models/<name>/promoted.json             # the version (and model kind) in use; moved only by a gate
 
 Versions are UTC timestamps (sortable, unique per run). Nothing here decides *whether*
 to promote: callers pass a passed gate decision, so the pointer cannot move by accident.
@@ -207,19 +207,29 @@ class ModelRegistry:
         pointer = self.root / name / "promoted.json"
         return json.loads(pointer.read_text()) if pointer.exists() else None
 
-    def promote(self, name: str, version: str, decision: dict[str, Any]) -> None:
-        """Move the pointer. ``decision`` is the gate's verdict and must say passed=True."""
-        if not decision.get("passed"):
-            raise PermissionError(f"refusing to promote {name}/{version}: gate did not pass")
+    def promote(self, name: str, version: str, decision: dict[str, Any], model_kind: str = "candidate") -> None:
+        """Move the pointer to ``model_kind`` of ``version``.
+
+        ``decision`` is the gate's verdict: the candidate needs passed=True; another kind (a
+        baseline saved in the same version) must be the verdict's named ``champion``.
+        """
+        allowed = decision.get("passed") if model_kind == "candidate" else decision.get("champion") == model_kind
+        if not allowed:
+            raise PermissionError(
+                f"refusing to promote {name}/{version} ({model_kind}): "
+                + ("gate did not pass" if model_kind == "candidate" else "it is not the gate's champion"))
+        check_name("kind", model_kind)
         self.get(name, version)  # must exist
         previous = self.promoted_record(name)
         write_json(
             self.root / name / "promoted.json",
             {
                 "version": version,
+                "model_kind": model_kind,
                 "promoted_at": dt.datetime.now(dt.timezone.utc).isoformat(),
                 "decision": decision,
                 "previous_version": previous["version"] if previous else None,
+                "previous_model_kind": previous.get("model_kind", "candidate") if previous else None,
             },
         )
 

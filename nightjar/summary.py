@@ -55,11 +55,13 @@ def _models_block(settings: Settings) -> list[str]:
     if refused is not None:
         lines.append(f"Churn model: refused ({refused})")
     elif churn is None:
-        lines.append("Churn model: none promoted yet (too little history, or the gate refused every candidate)")
+        lines.append("Churn model: none promoted yet (too little history, or no model beat the base rate)")
     else:
-        test = churn.metrics.get("test", {}).get("candidate", {})
+        # the champion that scores: the candidate, or the baseline that won its evaluation
+        kind = (registry.promoted_record("churn") or {}).get("model_kind", "candidate")
+        test = churn.metrics.get("test", {}).get(kind, {})
         lines.append(
-            f"Churn model {churn.version}: ROC-AUC {test.get('roc_auc', float('nan')):.3f}, "
+            f"Churn model {churn.version} ({kind}): ROC-AUC {test.get('roc_auc', float('nan')):.3f}, "
             f"PR-AUC {test.get('pr_auc', float('nan')):.3f}, Brier {test.get('brier', float('nan')):.3f}"
         )
     selection = registry.promoted("demand_forecast_selection")

@@ -206,7 +206,22 @@ def build_synthetic_warehouse(
         }
     )
 
+    # Events: one page view at each session start, on the customer's one device. Purchase
+    # sessions and half of the browsing sessions are logged in; the rest are anonymous and
+    # belong to the customer only through identity stitching.
+    logged_in = converted | (rng.random(n_sess) < 0.5)
+    events_df = pd.DataFrame(
+        {
+            "event_id": [f"e_{i:09d}" for i in range(n_sess)],
+            "event_name": np.where(converted, "purchase_completed", "page_viewed"),
+            "event_timestamp": sessions_df["session_start"],
+            "anonymous_id": np.char.add("d_", cust_ids[all_s_cust]),
+            "user_id": np.where(logged_in, cust_ids[all_s_cust], None),
+        }
+    )
+
     con.register("_orders", orders_df)
+    con.register("_events", events_df)
     con.register("_items", items_df)
     con.register("_products", products_df)
     con.register("_customers", customers_df)
@@ -239,6 +254,12 @@ def build_synthetic_warehouse(
                unit_price::DOUBLE AS unit_price, line_amount::DOUBLE AS line_amount,
                line_amount::DOUBLE AS line_amount_usd
         FROM _items;
+        CREATE OR REPLACE TABLE staging.stg_events AS
+        SELECT event_id::VARCHAR AS event_id, event_name::VARCHAR AS event_name,
+               event_timestamp::TIMESTAMP AS event_timestamp, event_timestamp::DATE AS event_date,
+               event_timestamp::TIMESTAMP AS received_at, anonymous_id::VARCHAR AS anonymous_id,
+               user_id::VARCHAR AS user_id, false AS is_bot
+        FROM _events;
         CREATE OR REPLACE TABLE marts.fct_sessions AS
         SELECT session_id::VARCHAR AS session_id, customer_id::VARCHAR AS user_key,
                customer_id::VARCHAR AS customer_id, session_start::DATE AS session_date,
@@ -312,7 +333,7 @@ def build_synthetic_warehouse(
         """,
         [start, start + dt.timedelta(days=days)],
     )
-    for name in ("_orders", "_items", "_products", "_customers", "_sessions"):
+    for name in ("_orders", "_items", "_products", "_customers", "_sessions", "_events"):
         con.unregister(name)
 
     end = start + dt.timedelta(days=days)

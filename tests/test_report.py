@@ -100,15 +100,15 @@ def build_fixture_warehouse(path: Path, *, only: set[str] | None = None, empty: 
                                     [series, metric, d, yhat, yhat * 0.8, yhat * 1.2, "prophet", f"v{run + 1}", gen])
     if want("ml.churn_scores"):
         con.execute(
-            "create table ml.churn_scores(customer_id varchar, score double, band varchar, model_version varchar,"
-            " scored_at timestamp)"
+            "create table ml.churn_scores(customer_id varchar, score double, band varchar, model_kind varchar,"
+            " model_version varchar, scored_at timestamp)"
         )
         if "ml.churn_scores" not in empty:
             for i in range(200):
                 score = (i % 100) / 100
                 band = "high" if score >= 0.7 else "medium" if score >= 0.4 else "low"
-                con.execute("insert into ml.churn_scores values (?,?,?,?,?)",
-                            [f"c_{i:06d}", score, band, "churn-v3", datetime(2025, 4, 1, 2)])
+                con.execute("insert into ml.churn_scores values (?,?,?,?,?,?)",
+                            [f"c_{i:06d}", score, band, "bgnbd", "churn-v3", datetime(2025, 4, 1, 2)])
     if want("alerts.alert_events"):  # nightjar/alerts/state.py: one row per rule evaluation
         con.execute(
             """create table alerts.alert_events(fingerprint varchar, metric_date date, rule_name varchar,
@@ -226,8 +226,9 @@ def test_materialized_report_is_self_contained_and_complete(data_dir: Path) -> N
     assert "7,000" in funnel and "280" in funnel and "4.0%" in funnel
     # forecast: the latest run (v2) of the total net revenue series
     assert "prophet v2" in html and "v1" not in html.split('id="revenue"')[1].split("</section>")[0]
-    # churn: 200 scored, bands
+    # churn: 200 scored, bands, and which model scored (here a baseline champion)
     assert "200 customers scored" in html and "high" in html
+    assert "model bgnbd churn-v3" in html.split('id="churn"')[1].split("</section>")[0]
     # alerts: breaches and transitions only, newest first; one still firing
     alerts = html.split('id="alerts"')[1].split("</section>")[0]
     assert "ALL QUIET" not in alerts

@@ -16,19 +16,22 @@ the scores (the previous model stays in use).
 """
 
 from contextlib import contextmanager
+from typing import Optional
 
 import dagster as dg
 
 from dagster_project.keys import (
-    CADENCE_WEEKLY, CHURN_CANDIDATE, CHURN_SCORES, DEMAND_FORECAST, DIM_CUSTOMERS, FCT_DAILY_METRICS, FCT_SESSIONS,
-    FORECAST_ACCURACY, FORECAST_BACKTEST, STG_ORDER_ITEMS, STG_ORDERS, STG_PRODUCTS,
+    CADENCE_WEEKLY, CHURN_CANDIDATE, CHURN_SCORES, DEMAND_FORECAST, DIM_CUSTOMERS, FCT_DAILY_METRICS, FORECAST_ACCURACY,
+    FORECAST_BACKTEST, STG_EVENTS, STG_ORDER_ITEMS, STG_ORDERS, STG_PRODUCTS,
 )
 from dagster_project.resources import WAREHOUSE_POOL, WarehouseResource
 
 ML_GROUP = "ml"
 OWNERS = ["team:ml"]
 
-CHURN_DEPS = [DIM_CUSTOMERS, FCT_SESSIONS, STG_ORDERS, STG_ORDER_ITEMS, STG_PRODUCTS]
+# Sessions are rebuilt from stg_events with the identity stitching known at each cutoff
+# (ml/churn/features.py), not read from fct_sessions.
+CHURN_DEPS = [DIM_CUSTOMERS, STG_EVENTS, STG_ORDERS, STG_ORDER_ITEMS, STG_PRODUCTS]
 FORECAST_DEPS = [FCT_DAILY_METRICS, STG_ORDERS, STG_ORDER_ITEMS, STG_PRODUCTS]
 
 # Retrain when any upstream mart was updated, and in any case every Monday 04:00 UTC.
@@ -41,10 +44,14 @@ RETRAIN = (
 
 
 class ChurnTrainConfig(dg.Config):
-    horizon_days: int = 90
+    # None: derived from the inter-purchase gaps (p90 rounded up to 30 days, 30..365).
+    horizon_days: Optional[int] = None
     lookback_days: int = 365
     n_train_cutoffs: int = 6
+    n_eval_cutoffs: int = 3
     min_auc_gain: float = 0.02
+    n_bootstrap: int = 200
+    use_session_features: bool = True
 
 
 class ForecastConfig(dg.Config):
@@ -98,18 +105,23 @@ def _inputs(warehouse: WarehouseResource, missing_inputs, read_only: bool = Fals
     kinds={"sklearn", "duckdb"},
     retrain=True,
     description=(
-        "Trains a churn candidate (HistGradientBoosting + sigmoid calibration) on monthly cutoffs, "
-        "evaluates it and three baselines on the latest fully observed cutoff, and saves it to the "
-        "registry. Promotion is decided by the blocking check `churn_promotion_gate`."
+        "Trains a churn candidate (HistGradientBoosting + sigmoid calibration) and three baselines "
+        "(days since last order, logistic RFM, BG/NBD) on monthly cutoffs, evaluates them on the 3 "
+        "latest fully observed cutoffs and saves them to the registry. The check "
+        "`churn_promotion_gate` picks the champion that scores: the candidate or the best baseline."
     ),
 )
 def churn_candidate(context: dg.AssetExecutionContext, config: ChurnTrainConfig, warehouse: WarehouseResource):
     from ml.churn.config import ChurnConfig, TooLittleHistory
+    from ml.churn.labels import HorizonMismatch
+    from ml.churn.report import metrics_markdown
     from ml.churn.pipeline import missing_inputs, train_and_register
 
     cfg = ChurnConfig(
         horizon_days=config.horizon_days, lookback_days=config.lookback_days,
-        n_train_cutoffs=config.n_train_cutoffs, min_auc_gain=config.min_auc_gain,
+        n_train_cutoffs=config.n_train_cutoffs, n_eval_cutoffs=config.n_eval_cutoffs,
+        min_auc_gain=config.min_auc_gain, n_bootstrap=config.n_bootstrap,
+        use_session_features=config.use_session_features,
     )
     with _inputs(warehouse, missing_inputs, read_only=True) as (con, skip):
         if skip:
@@ -119,15 +131,15 @@ def churn_candidate(context: dg.AssetExecutionContext, config: ChurnTrainConfig,
         except TooLittleHistory as exc:
             context.log.warning("churn training skipped: %s", exc)
             return _skip(str(exc))
+        except HorizonMismatch as exc:
+            # a label window that does not fit the shop is a configuration error: say what to set
+            raise dg.Failure(description=str(exc)) from None
     r = out.result
     cand = r.metrics["candidate"]
-    rows = ["| model | ROC-AUC | PR-AUC | Brier | top-decile lift |", "|---|---|---|---|---|"]
-    for name in ["candidate", "candidate_uncalibrated", *r.baselines]:
-        m = r.metrics[name]
-        brier = "–" if m["brier"] != m["brier"] else f"{m['brier']:.4f}"
-        rows.append(f"| {name} | {m['roc_auc']:.4f} | {m['pr_auc']:.4f} | {brier} | {m['top_decile_lift']:.2f} |")
+    gate = r.gate
+    interval = gate.get("checks", {}).get("auc_difference_interval", {})
     for note in r.notes:
-        context.log.warning(note)
+        context.log.info(note)
     return dg.MaterializeResult(
         metadata={
             "model_version": out.version.version,
@@ -136,10 +148,20 @@ def churn_candidate(context: dg.AssetExecutionContext, config: ChurnTrainConfig,
             "pr_auc": cand["pr_auc"],
             "brier": cand["brier"],
             "top_decile_lift": cand["top_decile_lift"],
+            "top_decile_vs_oracle": cand["top_decile_vs_oracle"],
             "test_base_rate": cand["base_rate"],
-            "gate_passed": bool(r.gate["passed"]),
-            "gate_reasons": "; ".join(r.gate["reasons"]),
-            "metrics": dg.MetadataValue.md("\n".join(rows)),
+            "gate_passed": bool(gate["passed"]),
+            "gate_reasons": "; ".join(gate["reasons"]),
+            "gate_best_baseline": str(gate.get("best_baseline")),
+            "gate_auc_gain": float(interval.get("value", float("nan"))),
+            "gate_auc_gain_interval": dg.MetadataValue.json(
+                {k: interval.get(k) for k in ("low", "high", "level", "n_boot", "n_customers")}),
+            "champion": str(gate.get("champion")),
+            "evaluation_cutoffs": dg.MetadataValue.json([p.test.isoformat() for p in r.plans]),
+            "metrics": dg.MetadataValue.md(metrics_markdown(r.metrics, ["candidate", "candidate_uncalibrated", *r.baselines])),
+            "bgnbd_params": dg.MetadataValue.json(r.bgnbd_params),
+            "horizon_days": int(r.config.horizon_days),
+            "dropped_features": ", ".join(r.dropped_features) or "none",
             "training_window": dg.MetadataValue.json(r.training_window),
             "rows": dg.MetadataValue.json(r.rows),
             "inter_purchase_gap_days": dg.MetadataValue.json(r.gaps),
@@ -155,8 +177,9 @@ def churn_candidate(context: dg.AssetExecutionContext, config: ChurnTrainConfig,
     deps=[CHURN_CANDIDATE, *CHURN_DEPS],
     kinds={"sklearn", "duckdb"},
     description=(
-        "ml.churn_scores: calibrated churn probability and risk band for every current customer "
-        "(>= 1 order in the last 365 days), scored with the promoted churn model."
+        "ml.churn_scores: churn probability and risk band for every current customer (>= 1 order in "
+        "the last 365 days), scored by the champion of the latest evaluation (`model_kind`: the "
+        "candidate or the best baseline)."
     ),
 )
 def churn_scores(context: dg.AssetExecutionContext, warehouse: WarehouseResource):
@@ -173,6 +196,8 @@ def churn_scores(context: dg.AssetExecutionContext, warehouse: WarehouseResource
     metadata = {
         "dagster/row_count": len(scores),
         "model_version": mv.version,
+        "model_kind": str(scores["model_kind"].iloc[0]) if len(scores) else "none",
+        **({"scoring": dg.MetadataValue.json(scores.attrs["scoring"])} if scores.attrs.get("scoring") else {}),
         "bands": dg.MetadataValue.json(scores["band"].value_counts().to_dict()),
         "mean_score": float(scores["score"].mean()) if len(scores) else 0.0,
     }

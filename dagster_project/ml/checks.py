@@ -20,19 +20,21 @@ def _latest_metadata(context: dg.AssetCheckExecutionContext, key: dg.AssetKey) -
     name="churn_promotion_gate",
     blocking=True,
     description=(
-        "Promotes the candidate only if its test ROC-AUC beats the best baseline by >= 0.02, its "
-        "PR-AUC is not worse than the best baseline's and its Brier beats the base rate. Otherwise "
-        "the previous model stays promoted and this check fails with the reason."
+        "Promotes the candidate only if, over 3 temporal cutoffs, its mean ROC-AUC beats the best "
+        "baseline by >= 0.02, the bootstrap 90% interval of that gain (customers resampled) lies above "
+        "0 and its Brier is no worse than the best baseline's. Otherwise the best baseline becomes the "
+        "champion that scores (warning); with no usable baseline either, the check fails (error) and "
+        "the previous champion stays."
     ),
 )
 def churn_promotion_gate(context: dg.AssetCheckExecutionContext, warehouse: WarehouseResource) -> dg.AssetCheckResult:
-    from ml.churn.pipeline import CHURN_MODEL, gate_and_promote
+    from ml.churn.pipeline import CHURN_MODEL, gate_and_promote, promoted_kind
     from ml.registry import ModelRegistry
 
     meta = _latest_metadata(context, CHURN_CANDIDATE)
     registry = ModelRegistry.in_artifacts(warehouse.settings().artifacts_dir)
     previous = registry.promoted_record(CHURN_MODEL)
-    in_use = previous["version"] if previous else None
+    in_use = f"{previous['version']} ({previous.get('model_kind', 'candidate')})" if previous else None
     if meta is None or meta.get("skipped"):
         reason = (meta or {}).get("skip_reason", "the candidate was never materialised")
         # Nothing was trained, so nothing to refuse: a warning, not a blocking failure.
@@ -42,17 +44,33 @@ def churn_promotion_gate(context: dg.AssetCheckExecutionContext, warehouse: Ware
         )
     version = meta["model_version"]
     decision = gate_and_promote(registry, version)
-    now_in_use = registry.promoted_record(CHURN_MODEL)["version"] if decision["passed"] else in_use
+    champion = decision.get("champion")
+    record = registry.promoted_record(CHURN_MODEL)
+    now_in_use = f"{record['version']} ({promoted_kind(registry)})" if record else None
     checks = decision.get("checks", {})
+    interval = checks.get("auc_difference_interval", {})
+    reasons = "; ".join(decision["reasons"])
+    if decision["passed"]:
+        description = f"promoted {version}: {reasons}"
+    elif champion:
+        description = f"refused candidate {version}: {reasons}; scoring with baseline {champion} of the same evaluation"
+    else:
+        description = f"refused {version}: {reasons}; no baseline beats the base rate either, {in_use} stays in use"
     return dg.AssetCheckResult(
         passed=bool(decision["passed"]),
-        severity=dg.AssetCheckSeverity.ERROR,
-        description=(f"promoted {version}: " if decision["passed"] else f"refused {version}: ") + "; ".join(decision["reasons"]),
+        # A baseline champion still publishes scores: downstream scoring must not be blocked.
+        severity=dg.AssetCheckSeverity.WARN if champion else dg.AssetCheckSeverity.ERROR,
+        description=description,
         metadata={
             "candidate_version": version,
+            "decision": "promoted" if decision["passed"] else "refused",
+            "champion": str(champion),
             "model_in_use": str(now_in_use),
             "previous_model": str(in_use),
-            "reasons": "; ".join(decision["reasons"]),
+            "auc_gain": float(interval.get("value", float("nan"))),
+            "auc_gain_interval_low": float(interval.get("low", float("nan"))),
+            "auc_gain_interval_high": float(interval.get("high", float("nan"))),
+            "reasons": reasons,
             "checks": dg.MetadataValue.json(checks),
         },
     )

@@ -64,6 +64,80 @@ class CutoffPlan:
         }
 
 
+def horizon(cfg: ChurnConfig) -> int:
+    if cfg.horizon_days is None:
+        raise ValueError("the churn horizon is not resolved yet (labels.choose_horizon)")
+    return int(cfg.horizon_days)
+
+
+class HorizonMismatch(ValueError):
+    """The label window does not fit the shop's purchase rhythm; the message says what to set."""
+
+
+# Below this many gaps the percentile is noise: keep the default and say so.
+MIN_GAPS_FOR_HORIZON = 50
+DEFAULT_HORIZON_DAYS = 90
+
+
+def choose_horizon(gaps: dict[str, float], cfg: ChurnConfig) -> tuple[int, str]:
+    """(H in days, why), checked against the inter-purchase gaps' 90th percentile.
+
+    Rule: H must be at least p90, so that at most 1 in 10 genuine repeat purchases comes
+    after a quiet spell that the label would call churn. Unset H = p90 rounded up to a
+    multiple of 30 days, within [min_horizon_days, max_horizon_days]; a p90 beyond the upper
+    bound, or a set H below p90, raises :class:`HorizonMismatch` naming the value to set.
+    """
+    p90 = gaps.get("p90_days")
+    n = int(gaps.get("n_gaps", 0))
+    if p90 is None or n < MIN_GAPS_FOR_HORIZON:
+        h = cfg.horizon_days or DEFAULT_HORIZON_DAYS
+        return h, f"H = {h} days: only {n} inter-purchase gaps, too few to check it against"
+    suggested = int(30 * np.ceil(p90 / 30))
+    if cfg.horizon_days is not None:
+        if cfg.horizon_days < p90 and not cfg.check_horizon:
+            return cfg.horizon_days, (
+                f"H = {cfg.horizon_days} days (set, check disabled) is below the gap p90 {p90:.0f} days: "
+                "some still-active customers are labelled churned")
+        if cfg.horizon_days < p90:
+            raise HorizonMismatch(
+                f"horizon_days={cfg.horizon_days} is shorter than the 90th percentile of inter-purchase gaps "
+                f"({p90:.0f} days over {n} gaps): more than 1 in 10 repeat purchases would be labelled churn. "
+                f"Set horizon_days to at least {suggested} (or leave it unset to derive it)."
+            )
+        return cfg.horizon_days, f"H = {cfg.horizon_days} days (set), >= gap p90 {p90:.0f} days"
+    if suggested > cfg.max_horizon_days:
+        raise HorizonMismatch(
+            f"the 90th percentile of inter-purchase gaps is {p90:.0f} days, beyond max_horizon_days="
+            f"{cfg.max_horizon_days}: set horizon_days explicitly (at least {suggested}) if a label window "
+            "that long is what you want, or raise max_horizon_days."
+        )
+    h = max(cfg.min_horizon_days, suggested)
+    return h, f"H = {h} days: gap p90 {p90:.0f} days rounded up to 30 (bounds {cfg.min_horizon_days}..{cfg.max_horizon_days})"
+
+
+def plan_folds(first: dt.date, observed_end: dt.date, cfg: ChurnConfig) -> list[CutoffPlan]:
+    """``cfg.n_eval_cutoffs`` temporal splits ending at consecutive test month starts, oldest first.
+
+    Each is a :func:`plan_cutoffs` split whose test cutoff is one of the latest fully observed
+    month starts; fewer than ``cfg.min_eval_cutoffs`` possible splits raise TooLittleHistory.
+    """
+    H = dt.timedelta(days=horizon(cfg))
+    candidates = month_starts(first + dt.timedelta(days=cfg.warmup_days), observed_end)
+    tests = [t for t in candidates if t + H <= observed_end][-cfg.n_eval_cutoffs :]
+    plans = []
+    for t in tests:
+        try:
+            plans.append(plan_cutoffs(first, t + H, cfg))
+        except TooLittleHistory:
+            continue
+    if len(plans) < cfg.min_eval_cutoffs:
+        raise TooLittleHistory(
+            f"{len(plans)} evaluation cutoff(s) with a fully observed {H.days}-day label window and enough "
+            f"training history (need {cfg.min_eval_cutoffs}; orders {first}..{observed_end})"
+        )
+    return plans
+
+
 def plan_cutoffs(first: dt.date, observed_end: dt.date, cfg: ChurnConfig) -> CutoffPlan:
     """Temporal split, all on month starts.
 
@@ -74,12 +148,12 @@ def plan_cutoffs(first: dt.date, observed_end: dt.date, cfg: ChurnConfig) -> Cut
     Every training and calibration label is known before the test cutoff: the test score
     is a genuine out-of-time estimate.
     """
-    H = dt.timedelta(days=cfg.horizon_days)
+    H = dt.timedelta(days=horizon(cfg))
     candidates = month_starts(first + dt.timedelta(days=cfg.warmup_days), observed_end)
     tests = [t for t in candidates if t + H <= observed_end]
     if not tests:
         raise TooLittleHistory(
-            f"no cutoff with a fully observed {cfg.horizon_days}-day label window "
+            f"no cutoff with a fully observed {horizon(cfg)}-day label window "
             f"(orders from {first} to {observed_end}, warm-up {cfg.warmup_days} days)"
         )
     test = tests[-1]
@@ -91,9 +165,9 @@ def plan_cutoffs(first: dt.date, observed_end: dt.date, cfg: ChurnConfig) -> Cut
     if len(train) < cfg.min_train_cutoffs:
         raise TooLittleHistory(
             f"{len(train)} training cutoff(s) before the calibration cutoff {cal} (need "
-            f"{cfg.min_train_cutoffs}); history {first}..{observed_end} is too short for H={cfg.horizon_days}"
+            f"{cfg.min_train_cutoffs}); history {first}..{observed_end} is too short for H={horizon(cfg)}"
         )
-    return CutoffPlan(train=train, calibration=cal, test=test, horizon_days=cfg.horizon_days)
+    return CutoffPlan(train=train, calibration=cal, test=test, horizon_days=horizon(cfg))
 
 
 def labels(
@@ -125,23 +199,26 @@ def labels(
             FROM pop p LEFT JOIN future f USING (cutoff, customer_id)
             ORDER BY 1, 2
             """,
-            [cfg.lookback_days, cfg.horizon_days],
+            [cfg.lookback_days, horizon(cfg)],
         ).df()
     finally:
         con.unregister("_cutoffs")
     return df
 
 
-def inter_purchase_gaps(con: duckdb.DuckDBPyConnection) -> pd.Series:
-    """Days between consecutive distinct order days of the same customer (non-cancelled)."""
+def inter_purchase_gaps(con: duckdb.DuckDBPyConnection, before: dt.date | None = None) -> pd.Series:
+    """Days between consecutive distinct order days of the same customer (non-cancelled),
+    among orders created before ``before`` (all when None)."""
     return con.execute(
         """
         WITH d AS (
-            SELECT DISTINCT customer_id, order_date FROM staging.stg_orders o WHERE NOT o.is_cancelled
+            SELECT DISTINCT customer_id, order_date FROM staging.stg_orders o
+            WHERE NOT o.is_cancelled AND (?::DATE IS NULL OR o.created_at < ?::DATE)
         )
         SELECT date_diff('day', lag(order_date) OVER (PARTITION BY customer_id ORDER BY order_date), order_date) AS gap
         FROM d QUALIFY gap IS NOT NULL
-        """
+        """,
+        [before, before],
     ).df()["gap"].astype(float)
 
 

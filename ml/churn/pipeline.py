@@ -12,7 +12,6 @@ import pandas as pd
 
 from ml import plots
 from ml.churn.config import ChurnConfig
-from ml.churn.features import FEATURES
 from ml.churn.labels import observed_range
 from ml.churn.score import score_customers, scoring_cutoff, write_scores
 from ml.churn.train import INPUT_TABLES, ChurnTrainResult, train_churn
@@ -53,6 +52,9 @@ def train_and_register(
         "gate": result.gate,
         "rows": result.rows,
         "inter_purchase_gaps": result.gaps,
+        "horizon_days": result.config.horizon_days,
+        "bgnbd_params": result.bgnbd_params,
+        "dropped_features": result.dropped_features,
         "notes": result.notes,
     }
     files = {
@@ -65,11 +67,21 @@ def train_and_register(
         version,
         model=result.model,
         metrics=metrics,
-        features={"features": FEATURES, "channels": result.model["channels"], "config": dataclasses.asdict(cfg)},
+        features={
+            "features": result.model["features"],
+            "dropped_features": result.dropped_features,
+            "channels": result.model["candidate"]["channels"],
+            # the resolved settings (H included): scoring uses exactly these
+            "config": dataclasses.asdict(result.config),
+        },
         training_window={**result.training_window, "orders_from": first, "orders_observed_until": observed_end},
         data_fingerprint=data_fingerprint(con, INPUT_TABLES),
         files=files,
-        extra={"status": "candidate", "estimator": "HistGradientBoostingClassifier + CalibratedClassifierCV(sigmoid)"},
+        extra={
+            "status": "candidate",
+            "estimator": "HistGradientBoostingClassifier + CalibratedClassifierCV(sigmoid)",
+            "model_kinds": ["candidate", *result.baselines],
+        },
     )
     plot_paths = {
         "reliability": plots.reliability_plot(result.reliability, mv.path / "plots" / "reliability.png"),
@@ -79,12 +91,24 @@ def train_and_register(
 
 
 def gate_and_promote(registry: ModelRegistry, version: str) -> dict[str, Any]:
-    """Read the candidate's gate verdict; promote it when it passed. Returns the verdict."""
+    """Read the candidate's verdict and point the registry at its champion.
+
+    Passed: the candidate is promoted. Refused: the best baseline of the same evaluation is
+    (it is saved in the same version), so a shop where the candidate does not win still gets
+    scores from the best model that was evaluated. No champion (no baseline beats the base
+    rate's Brier): the pointer stays where it was. Returns the verdict.
+    """
     mv = registry.get(CHURN_MODEL, version)
     decision = mv.metrics["gate"]
-    if decision["passed"]:
-        registry.promote(CHURN_MODEL, version, decision)
+    champion = decision.get("champion") or ("candidate" if decision["passed"] else None)
+    if champion:
+        registry.promote(CHURN_MODEL, version, decision, model_kind=champion)
     return decision
+
+
+def promoted_kind(registry: ModelRegistry) -> str | None:
+    record = registry.promoted_record(CHURN_MODEL)
+    return record.get("model_kind", "candidate") if record else None
 
 
 def score_with_promoted(
@@ -94,9 +118,13 @@ def score_with_promoted(
 ) -> tuple[pd.DataFrame, ModelVersion]:
     mv = registry.promoted(CHURN_MODEL)
     if mv is None:
-        raise NoPromotedModel("no churn model has passed the promotion gate yet")
+        raise NoPromotedModel("no churn model has passed evaluation yet")
+    kind = promoted_kind(registry)
     model = mv.load_joblib()
-    cfg = ChurnConfig(**mv.features["config"])  # score with the settings it was trained with
-    scores = score_customers(con, model, mv.version, cfg, as_of=as_of or scoring_cutoff(con))
+    known = {f.name for f in dataclasses.fields(ChurnConfig)}
+    saved = mv.features["config"]
+    # score with the settings it was trained with (H included); settings this code lacks are ignored
+    cfg = ChurnConfig(**{k: v for k, v in saved.items() if k in known})
+    scores = score_customers(con, model, mv.version, cfg, as_of=as_of or scoring_cutoff(con), model_kind=kind)
     write_scores(con, scores)
     return scores, mv

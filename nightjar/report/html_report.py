@@ -405,8 +405,10 @@ def _section_churn(con) -> Section:
     ts = "scored_at" if "scored_at" in cols else "null"
     band = "band" if "band" in cols else "null"
     version = "model_version" if "model_version" in cols else "null"
+    kind = "model_kind" if "model_kind" in cols else "null"
     latest = (
-        f'select customer_id, score, {band} as band, {version} as model_version, {ts} as scored_at '
+        f'select customer_id, score, {band} as band, {version} as model_version, {kind} as model_kind, '
+        f'{ts} as scored_at '
         f'from "ml"."churn_scores" qualify row_number() over (partition by customer_id order by {ts} desc nulls last) = 1'
     )
     bins = con.execute(
@@ -416,12 +418,16 @@ def _section_churn(con) -> Section:
     counts = dict(bins)
     labels = [f"{b / 10:.1f}–{(b + 1) / 10:.1f}" for b in range(10)]
     values = [counts.get(b, 0) for b in range(10)]
-    total, avg, model, scored = con.execute(
-        f"select count(*), avg(score), max(model_version), max(scored_at) from ({latest})"
+    total, avg, model, model_kind, scored = con.execute(
+        f"select count(*), avg(score), max(model_version), string_agg(distinct model_kind, ', '), max(scored_at) "
+        f"from ({latest})"
     ).fetchone()
+    # which model scored: the candidate, or the baseline that won its evaluation
+    scored_by = escape(str(model_kind)) + " " if model_kind else ""
     s.body = (
         f'<p class="muted">{format_value(total, "int")} customers scored, mean churn probability '
-        f"{format_value(avg, 'pct')} (model {escape(str(model or '?'))}, scored {escape(str(scored or '?'))}).</p>"
+        f"{format_value(avg, 'pct')} (model {scored_by}{escape(str(model or '?'))}, "
+        f"scored {escape(str(scored or '?'))}).</p>"
         + svg.bar_chart(labels, values, title="Churn score distribution", color=svg.PALETTE[4])
     )
     if band != "null":
