@@ -55,7 +55,7 @@ def run_pipeline(selection: str = "*", print_summary: bool = True) -> dg.Execute
         close_orphaned_runs(instance)
         tags = launcher_tags()
         partitioned = [asset_graph.get(k).partitions_def for k in keys if asset_graph.get(k).partitions_def is not None]
-        days = landing_days(settings.events_dir)
+        days = landing_days(settings.events_dir, settings.segment_dir)
         window = partition_range(instance, asset_graph, keys, partitioned[0], days[-1] if days else None) \
             if partitioned else None
         if window:

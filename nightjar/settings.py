@@ -11,6 +11,7 @@ import re
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from datetime import datetime, timezone
 from pathlib import Path
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -18,6 +19,9 @@ DBT_PROJECT_DIR = REPO_ROOT / "dbt_project"
 DEFAULT_ALERTS_FILE = REPO_ROOT / "nightjar" / "alerts" / "default_rules.yml"
 DEFAULT_PARTITIONS_START = "2024-01-01"
 _DAY_FOLDER = re.compile(r"dt=(\d{4}-\d{2}-\d{2})")
+# a Segment export's received-day folder (Unix ms; nightjar.ingest.segment.RECEIVED_DAY_RE),
+# bounded to years 1970..9999 so that it always converts to a date
+_RECEIVED_DAY = re.compile(r"[0-9]{1,14}")
 
 
 @dataclass(frozen=True)
@@ -32,7 +36,8 @@ class Settings:
     timezone: str = "UTC"
     # First day of the Dagster daily partitions (YYYY-MM-DD, in `timezone`): the earliest
     # date a user can backfill from the UI. NIGHTJAR_PARTITIONS_START, default the first
-    # `dt=` day in the landing folder (else 2024-01-01), so the partitions start with the data.
+    # `dt=` day or Segment export received day in the landing folder (else 2024-01-01), so the
+    # partitions start with the data.
     partitions_start: str = DEFAULT_PARTITIONS_START
     # The Dagster instance shared by `nightjar run`, `make run` and `make ui` (run history,
     # materialisations, checks): DAGSTER_HOME, default `<data dir>/dagster_home`.
@@ -64,6 +69,11 @@ class Settings:
     @property
     def events_dir(self) -> Path:
         return self.landing_dir / "events"
+
+    @property
+    def segment_dir(self) -> Path:
+        """Segment / RudderStack object-storage exports: ``<source-id>/<received-day ms>/*.gz``."""
+        return self.landing_dir / "segment-logs"
 
     @property
     def artifacts_dir(self) -> Path:
@@ -141,7 +151,8 @@ def get_settings(environ: os._Environ[str] | dict[str, str] | None = None) -> Se
         nightly_cron=env.get("NIGHTJAR_NIGHTLY_CRON") or "0 2 * * *",
         ui_url=(env.get("NIGHTJAR_UI_URL") or "http://127.0.0.1:3000").rstrip("/"),
         timezone=env.get("NIGHTJAR_TIMEZONE") or "UTC",
-        partitions_start=env.get("NIGHTJAR_PARTITIONS_START") or first_landing_day(data_dir / "landing" / "events")
+        partitions_start=env.get("NIGHTJAR_PARTITIONS_START")
+        or first_landing_day(data_dir / "landing" / "events", data_dir / "landing" / "segment-logs")
         or DEFAULT_PARTITIONS_START,
         dagster_home=Path(env.get("DAGSTER_HOME") or data_dir / "dagster_home").expanduser().resolve(),
         duckdb_memory_limit=env.get("NIGHTJAR_DUCKDB_MEMORY_LIMIT") or None,
@@ -183,19 +194,32 @@ def _non_negative_float(env, name: str, default: float) -> float:
     return value
 
 
-def landing_days(events_dir: Path) -> list[str]:
-    """The `dt=YYYY-MM-DD` days under the events landing folder, sorted (one directory
-    listing: cheap enough for every definitions load)."""
+def landing_days(events_dir: Path, segment_dir: Path | None = None) -> list[str]:
+    """The `dt=YYYY-MM-DD` days under the events landing folder and, with `segment_dir`, the
+    received days (`<source>/<day start, Unix ms>`) of the Segment exports, as sorted
+    `YYYY-MM-DD` strings (a few directory listings: cheap enough for every definitions load)."""
+    # symlinked folders are not read (the loader rejects them), so they start no partition
+    days = {m.group(1) for e in _scan(events_dir)
+            if (m := _DAY_FOLDER.fullmatch(e.name)) and e.is_dir(follow_symlinks=False)}
+    if segment_dir is not None and not segment_dir.is_symlink():
+        for source in _scan(segment_dir):
+            if source.name.startswith(".") or not source.is_dir(follow_symlinks=False):
+                continue
+            for e in _scan(Path(source.path)):
+                if _RECEIVED_DAY.fullmatch(e.name) and e.is_dir(follow_symlinks=False):
+                    days.add(datetime.fromtimestamp(int(e.name) // 1000, timezone.utc).date().isoformat())
+    return sorted(days)
+
+
+def _scan(folder: Path) -> list[os.DirEntry]:
     try:
-        # symlinked folders are not read (the loader rejects them), so they start no partition
-        return sorted(m.group(1) for e in os.scandir(events_dir)
-                      if (m := _DAY_FOLDER.fullmatch(e.name)) and e.is_dir(follow_symlinks=False))
+        return list(os.scandir(folder))
     except OSError:
         return []
 
 
-def first_landing_day(events_dir: Path) -> str | None:
-    days = landing_days(events_dir)
+def first_landing_day(events_dir: Path, segment_dir: Path | None = None) -> str | None:
+    days = landing_days(events_dir, segment_dir)
     return days[0] if days else None
 
 

@@ -1,5 +1,6 @@
 """Which landing files a load takes: the dlt source over the events landing folder
-(``<landing>/events/dt=YYYY-MM-DD/*.jsonl[.gz]``).
+(``<landing>/events/dt=YYYY-MM-DD/*.jsonl[.gz]``) and the Segment exports beside it
+(``<landing>/segment-logs/<source-id>/<received-day ms>/*.gz``, :mod:`nightjar.ingest.segment`).
 
 Each file is read once. The list of files already loaded lives in the resource state,
 which dlt stores in the destination (``raw._dlt_pipeline_state``) in the *same load
@@ -35,6 +36,8 @@ from typing import Iterator
 import dlt
 
 from nightjar.ingest.load_job import BATCH_ROWS, LOAD_LOG_SCHEMA, FileResult, stat_fault
+from nightjar.ingest.segment import FILE_SUFFIX as SEGMENT_SUFFIX
+from nightjar.ingest.segment import RECEIVED_DAY_RE, SEGMENT_FOLDER
 from nightjar.ingest.validate import EVENTS_SCHEMA, FUTURE_SKEW, REJECTED_SCHEMA
 
 log = logging.getLogger(__name__)
@@ -135,6 +138,52 @@ def discover_files(events_dir: Path, stats: EventsRunStats | None = None) -> Ite
             yield f"{part.name}/{path.name}", path
 
 
+def _listing(folder: Path, what: str, stats: EventsRunStats | None) -> list[Path]:
+    """The entries of ``folder``, sorted; a folder that cannot be listed is a warning."""
+    try:
+        return sorted(folder.iterdir())
+    except OSError as exc:
+        msg = f"cannot list {what}: {exc}"
+        log.warning(msg)
+        if stats is not None:
+            stats.warnings.append(msg)
+        return []
+
+
+def discover_segment_files(segment_dir: Path, stats: EventsRunStats | None = None) -> Iterator[tuple[str, Path]]:
+    """Yield ``(relative posix path, path)`` of the Segment export files
+    ``<segment_dir>/<source-id>/<received-day ms>/*.gz``, sorted; the relative path starts
+    with ``segment-logs/<source-id>/``, so ``_file`` tells each row's source. A symlinked
+    ``segment-logs``, source or day folder is yielded itself (its ``symlink`` fault)."""
+    if segment_dir.is_symlink():
+        yield SEGMENT_FOLDER, segment_dir
+        return
+    if not segment_dir.is_dir():
+        return
+    for source in _listing(segment_dir, SEGMENT_FOLDER, stats):
+        rel_source = f"{SEGMENT_FOLDER}/{source.name}"
+        if source.name.startswith("."):
+            continue
+        if source.is_symlink():
+            yield rel_source, source
+            continue
+        if not source.is_dir():
+            continue
+        for day in _listing(source, rel_source, stats):
+            if not RECEIVED_DAY_RE.match(day.name):
+                continue
+            rel_day = f"{rel_source}/{day.name}"
+            if day.is_symlink():
+                yield rel_day, day
+                continue
+            if not day.is_dir():
+                continue
+            for path in _listing(day, rel_day, stats):
+                if path.name.startswith(".") or not path.name.endswith(SEGMENT_SUFFIX):
+                    continue  # hidden / in-flight / foreign files are not exports
+                yield f"{rel_day}/{path.name}", path
+
+
 def probe_file(path: Path, root: Path | None = None) -> tuple[str | None, str | None]:
     """A file-level fault known before reading: ``(fault, message)`` or ``(None, None)``.
     Decided at extract time, because it decides the state (retry later vs loaded).
@@ -189,6 +238,7 @@ def events_resource(
     batch_rows: int = BATCH_ROWS,
     future_skew_hours: float = FUTURE_SKEW.total_seconds() / 3600,
     caps: dict | None = None,
+    segment_dir: Path | None = None,
 ):
     """Decides which landing files this load takes and records them in the resource state;
     the rows themselves are read, validated and inserted by the load job of the package
@@ -205,7 +255,11 @@ def events_resource(
     load_id = stats.load_id = _current_load_id() or datetime.now(timezone.utc).strftime("%s.%f")
     loaded_at = datetime.now(timezone.utc)
     entries: list[dict] = []
-    for rel, path in discover_files(events_dir, stats):
+    # native files first, then each Segment source's exports: one state, one manifest
+    found = [(rel, path, events_dir, None) for rel, path in discover_files(events_dir, stats)]
+    if segment_dir is not None:
+        found += [(rel, path, segment_dir, "segment") for rel, path in discover_segment_files(segment_dir, stats)]
+    for rel, path, root, layout in found:
         if rel in loaded_files:
             stats.files_already_loaded += 1
             continue
@@ -214,14 +268,17 @@ def events_resource(
             stats.faulty_unchanged.append(rel)
             log.warning("events file %s still faulty and unchanged since last run; skipped", rel)
             continue
-        fault, message = probe_file(path, events_dir)
+        fault, message = probe_file(path, root)
         stats.files.append(FileResult(rel, fault=fault, error=message))
         if fault is not None:
             log.error("events file %s: %s (%s); will retry when it changes", rel, fault, message)
             entries.append({"file": rel, "fault": fault, "error": message})
             faulty[rel] = sig
             continue
-        entries.append({"file": rel, "path": str(path)})
+        entry = {"file": rel, "path": str(path)}
+        if layout is not None:
+            entry.update({"format": layout, "root": str(root)})
+        entries.append(entry)
         loaded_files[rel] = _size(path)
         faulty.pop(rel, None)
     if not entries:
@@ -262,6 +319,9 @@ def _import_manifest(path: Path, entries: int):
 
 @dlt.source(name="nightjar_events", max_table_nesting=0)
 def events_source(events_dir: Path, stats: EventsRunStats, batch_rows: int = BATCH_ROWS,
-                  future_skew_hours: float = FUTURE_SKEW.total_seconds() / 3600, caps: dict | None = None):
-    """``caps``: ``max_file_bytes`` / ``max_file_lines`` / ``max_line_bytes`` for the manifest."""
-    return events_resource(Path(events_dir), stats, batch_rows, future_skew_hours, caps)
+                  future_skew_hours: float = FUTURE_SKEW.total_seconds() / 3600, caps: dict | None = None,
+                  segment_dir: Path | None = None):
+    """``caps``: ``max_file_bytes`` / ``max_file_lines`` / ``max_line_bytes`` for the manifest;
+    ``segment_dir``: the ``segment-logs`` landing folder of Segment exports (None: none)."""
+    return events_resource(Path(events_dir), stats, batch_rows, future_skew_hours, caps,
+                           Path(segment_dir) if segment_dir is not None else None)

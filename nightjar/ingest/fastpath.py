@@ -307,8 +307,9 @@ class LineValidator:
         self._added[file] = self._added.get(file, 0) + n
         self.pending += n
 
-    def add_byte_lines(self, file: str, numbered) -> None:
-        loaded, rejected = self.python.add_numbered(numbered, file)
+    def add_byte_lines(self, file: str, numbered, mapper=None) -> None:
+        """Lines for the strict Python path; ``mapper`` as in ``BatchBuilder.add_numbered``."""
+        loaded, rejected = self.python.add_numbered(numbered, file, mapper)
         self._count(file, loaded, rejected)
 
     def add_reject(self, raw_line: str | None, file: str, line_no: int | None, reason: str) -> None:

@@ -106,7 +106,7 @@ def _load_events(settings: Settings, batch_rows: int) -> dict:
         info = pipeline.run(
             events_source(settings.events_dir, stats, batch_rows, settings.future_skew_hours,
                           {"max_file_bytes": settings.max_file_bytes, "max_file_lines": settings.max_file_lines,
-                           "max_line_bytes": settings.max_line_bytes}),
+                           "max_line_bytes": settings.max_line_bytes}, settings.segment_dir),
             loader_file_format="parquet",
         )
         info.raise_on_failed_jobs()

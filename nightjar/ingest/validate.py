@@ -72,7 +72,7 @@ import json
 import re
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
-from typing import Any, Iterable
+from typing import Any, Callable, Iterable
 
 import orjson
 import pyarrow as pa
@@ -293,8 +293,13 @@ class BatchBuilder:
         """Validate ``lines`` (without their ``\\n``); return (loaded, rejected) counts."""
         return self.add_numbered(enumerate(lines, first_line_no), file)
 
-    def add_numbered(self, numbered: Iterable[tuple[int, bytes]], file: str) -> tuple[int, int]:
-        """Validate ``(line number, line)`` pairs of one file; return (loaded, rejected)."""
+    def add_numbered(self, numbered: Iterable[tuple[int, bytes]], file: str,
+                     mapper: Callable[[Any], Any] | None = None) -> tuple[int, int]:
+        """Validate ``(line number, line)`` pairs of one file; return (loaded, rejected).
+
+        ``mapper``: turns each decoded line into the native event object before the rules
+        run (a Segment message, :func:`nightjar.ingest.segment.to_native`); the quarantine
+        keeps the line as read."""
         ev, rej = self.ev, self.rej
         ev_app = [c.append for c in ev]
         rej_raw, rej_file, rej_line, rej_reason = (c.append for c in rej)
@@ -315,6 +320,8 @@ class BatchBuilder:
                         if not line.strip(WHITESPACE.encode()):
                             raise Reject("empty_line") from None
                         obj = _loads(line)
+                    if mapper is not None:
+                        obj = mapper(obj)
                     row = validate_event(obj, latest)
                 except Reject as r:
                     rej_raw(raw_text(line))

@@ -96,3 +96,31 @@ def test_dbt_build_killed_at_random_points_then_rerun_equals_uninterrupted(night
         assert diff_hashes(want, got) == {}, f"chain {chain}"
         assert leftover_dbt_relations(wh) == []
     print(f"dbt build duration {duration:.1f}s; relations left by kills (cleaned by the rerun): {sorted(set(leftovers))}")
+
+
+@pytest.mark.slow
+def test_ingestion_of_segment_exports_killed_then_rerun_equals_uninterrupted(night, tmp_path):
+    """The same guarantee with a third of the night's files delivered as Segment exports
+    (segment-logs/<source>/<day ms>/*.gz) beside the native ones: one state, one manifest."""
+    from segment_messages import export_native_files
+
+    rng = random.Random(SEED + 2)
+    template = copy_shop(night.template, tmp_path / "template")
+    assert export_native_files(template / "landing" / "events", template / "landing" / "segment-logs",
+                               every=3, move=True) > 10
+    ref = copy_shop(template, tmp_path / "ref")
+    t0 = time.monotonic()
+    run_to_end(ingest_popen(ref))
+    duration = time.monotonic() - t0
+    want = table_hashes(ref / "warehouse.duckdb", schemas=("raw",))
+    assert query(ref / "warehouse.duckdb",
+                 "select count(*) from raw.events_load_log where _file like 'segment-logs/%'")[0][0] > 10
+    for trial in range(3):
+        work = copy_shop(template, tmp_path / f"trial{trial}")
+        proc = ingest_popen(work)
+        time.sleep(rng.uniform(0.1, duration))
+        kill_group(proc)
+        run_to_end(ingest_popen(work))
+        assert diff_hashes(want, table_hashes(work / "warehouse.duckdb", schemas=("raw",))) == {}, f"trial {trial}"
+        assert query(work / "warehouse.duckdb",
+                     "select count(*) from (select _file from raw.events_load_log group by 1 having count(*) > 1)")[0][0] == 0

@@ -161,6 +161,9 @@ renamed as (
         copies,
         _last_loaded_at
     from kept_rows
+    -- Segment alias/group calls stay in raw only: they link ids and accounts, they are not
+    -- user activity (DESIGN "Segment exports"); a native event of the same name is kept
+    where not (event_name in ('alias', 'group') and _file like 'segment-logs/%')
 
 ),
 
