@@ -29,6 +29,9 @@ STG_EVENTS = table_key("staging.stg_events")
 STG_ORDERS = table_key("staging.stg_orders")
 STG_ORDER_ITEMS = table_key("staging.stg_order_items")
 STG_PRODUCTS = table_key("staging.stg_products")
+# The data-quality measures the dq_* alert rules watch (dbt_project/models/monitoring).
+DQ_TABLES = tuple(table_key(f"monitoring.{name}") for name in (
+    "dq_event_volume", "dq_event_quality", "dq_rejects", "dq_late_files", "dq_schema_drift", "dq_shop_changes"))
 
 # Assets written by Python.
 CHURN_CANDIDATE = table_key("ml.churn_candidate")

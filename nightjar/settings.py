@@ -61,6 +61,10 @@ class Settings:
     max_file_bytes: int = 2 * 1024**3
     max_file_lines: int = 10_000_000
     max_line_bytes: int = 1024**2
+    # Country whose public holidays the alert baselines leave out (nightjar/alerts/
+    # holiday_calendar.py): NIGHTJAR_HOLIDAY_COUNTRY, an ISO code of the `holidays` package,
+    # default US; empty or "none" turns the holiday calendar off.
+    holiday_country: str = "US"
 
     @property
     def landing_dir(self) -> Path:
@@ -128,6 +132,7 @@ class Settings:
             "NIGHTJAR_MAX_FILE_BYTES": str(self.max_file_bytes),
             "NIGHTJAR_MAX_FILE_LINES": str(self.max_file_lines),
             "NIGHTJAR_MAX_LINE_BYTES": str(self.max_line_bytes),
+            "NIGHTJAR_HOLIDAY_COUNTRY": self.holiday_country,
         }
         if self.duckdb_memory_limit:
             env["NIGHTJAR_DUCKDB_MEMORY_LIMIT"] = self.duckdb_memory_limit
@@ -165,6 +170,7 @@ def get_settings(environ: os._Environ[str] | dict[str, str] | None = None) -> Se
         max_file_bytes=_positive_int(env, "NIGHTJAR_MAX_FILE_BYTES", 2 * 1024**3),
         max_file_lines=_positive_int(env, "NIGHTJAR_MAX_FILE_LINES", 10_000_000),
         max_line_bytes=_positive_int(env, "NIGHTJAR_MAX_LINE_BYTES", 1024**2),
+        holiday_country=(env.get("NIGHTJAR_HOLIDAY_COUNTRY", "US") or "").strip(),
     )
 
 

@@ -163,6 +163,9 @@ def test_backfill_catch_up_is_one_notification_per_episode_and_each_date_once():
     sample.append_rows(con, shop, START, date(2024, 10, 31))
     first = engine.evaluate_rules(con, rs, CFG, today=date(2024, 11, 1))
     assert first.evaluations == 7 * 4 + 1  # initial lookback of 7 dates x 4 mart rules (+ freshness)
+    # a warehouse without the monitoring.dq_* measures: their rules and freshness policies wait
+    dq = {r.name for r in rs.rules if r.category == "data_quality"} | {"dq_events_stale", "dq_shop_stale"}
+    assert {k for k, why in first.skipped.items() if why.endswith("is not built yet")} == dq
     # the pipeline was down: 30 days arrive at once, with a 2-day revenue drop inside
     sample.append_rows(con, shop, date(2024, 11, 1), date(2024, 11, 30))
     catch = engine.evaluate_rules(con, rs, CFG, today=date(2024, 12, 1))

@@ -24,8 +24,15 @@ def test_default_rules_ship_and_are_the_settings_default():
     assert {"checkout_outage", "revenue_drop", "conversion_drop", "traffic_anomaly"} <= names
     outage = rs.get("checkout_outage")
     assert outage.when and outage.when[0].metric == "sessions" and outage.when[0].expect == "normal"
-    assert {r.type for r in rs.rules} == {"change", "anomaly", "forecast_band"}
-    assert rs.freshness and rs.freshness[0].table == "marts.fct_daily_metrics"
+    assert {r.type for r in rs.rules} == {"change", "anomaly", "forecast_band", "threshold"}
+    assert "marts.fct_daily_metrics" in {f.table for f in rs.freshness}
+    # data-quality rules watch the monitoring.dq_* measures with the same engine
+    dq = [r for r in rs.rules if r.category == "data_quality"]
+    assert {r.table.split(".")[0] for r in dq} == {"monitoring"} and len(dq) >= 8
+    assert all(r.name.startswith("dq_") for r in dq)
+    # revenue_drop is not evaluated on holidays; baselines of change/anomaly rules skip them
+    assert rs.get("revenue_drop").condition.p("holidays") == "skip"
+    assert rs.get("traffic_anomaly").condition.p("holidays") == "exclude"
     assert len({r.fingerprint for r in rs.rules}) == len(rs.rules)
 
 

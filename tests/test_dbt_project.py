@@ -192,6 +192,32 @@ def test_staging_funnel_and_customers(base):
     ]
 
 
+def test_data_quality_measures(base):
+    """The monitoring.dq_* measures of the base load, worked out from dbt_fixtures by hand."""
+    # D1: 6 events; D2: e202 delivered twice, e401, e402 and the bot e901; D3: e203 and the bot e902
+    assert query(base, "select * from monitoring.dq_event_quality where source = 'native' order by 1") == [
+        (D1, "native", 6, 6, 0, 0.0, 0, 0.0),
+        (D2, "native", 5, 4, 1, 0.2, 1, 0.25),
+        (D3, "native", 2, 2, 0, 0.0, 1, 0.5)]
+    assert query(base, "select metric_date, raw_rows, bot_share from monitoring.dq_event_quality "
+                       "where source = 'all' order by 1") == [(D1, 6, 0.0), (D2, 5, 0.25), (D3, 2, 0.5)]
+    assert query(base, "select event_name, events, human_events from monitoring.dq_event_volume "
+                       "where metric_date = ? order by 1", [D2]) == [("page_viewed", 4, 3)]
+    # the rejected line of dt=2025-01-07 over that partition's 5 lines read; the others have none
+    assert query(base, "select metric_date, reason, rejected_rows, lines_read, reject_rate "
+                       "from monitoring.dq_rejects order by 1") == [
+        (D1, "none", 0, 6, 0.0), (D2, "not a JSON object", 1, 5, 0.2), (D3, "none", 0, 2, 0.0)]
+    # loaded on D4: the 4 files of the D1 and D2 partitions are late (older than the day before), D3 is not
+    assert query(base, "select * from monitoring.dq_late_files") == [(D4, "native", 5, 4, 13, 11, 11 / 13)]
+    # three days are too little history to call anything new or vanished
+    assert query(base, "select metric_date, event_names, property_keys, new_event_names, vanished_event_names, "
+                       "new_property_keys, vanished_property_keys from monitoring.dq_schema_drift order by 1") == [
+        (D1, 5, 10, None, None, None, None), (D2, 1, 0, None, None, None, None), (D3, 1, 0, None, None, None, None)]
+    assert query(base, "select metric_date, table_name, rows_changed from monitoring.dq_shop_changes "
+                       "where table_name = 'orders' order by 1") == [(D1, "orders", 1), (D2, "orders", 1),
+                                                                    (D3, "orders", 2)]
+
+
 def test_unit_tests(base, work):
     out = run_dbt(["test", "--select", "test_type:unit"], work, "main")
     assert "ERROR=0" in out and "FAIL" not in out.replace("FAIL=0", "")

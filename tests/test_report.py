@@ -16,7 +16,7 @@ from nightjar.report import build_report, kpi_summary
 
 AS_OF = date(2025, 3, 31)  # the fixture's last metric day ("yesterday")
 DAYS = 60
-SECTIONS = ("kpis", "active-users", "sessions", "revenue", "retention", "funnel", "churn", "alerts")
+SECTIONS = ("kpis", "active-users", "sessions", "revenue", "retention", "funnel", "churn", "alerts", "data-quality")
 # A reference to a remote resource: src/href/url()/@import/xmlns pointing at http(s).
 REMOTE_REF = re.compile(r"""(src|href|action|xmlns(:\w+)?)\s*=\s*["']?\s*(https?:)?//|url\(\s*["']?\s*(https?:)?//|@import""", re.I)
 
@@ -36,7 +36,7 @@ def build_fixture_warehouse(path: Path, *, only: set[str] | None = None, empty: 
     def want(name: str) -> bool:
         return only is None or name in only
 
-    for schema in ("marts", "ml", "alerts"):
+    for schema in ("marts", "ml", "alerts", "monitoring"):
         con.execute(f"create schema if not exists {schema}")
     days = [AS_OF - timedelta(days=i) for i in range(DAYS - 1, -1, -1)]
     if want("marts.fct_daily_metrics"):
@@ -136,6 +136,27 @@ def build_fixture_warehouse(path: Path, *, only: set[str] | None = None, empty: 
                 " detail, episode, evaluated_at) values (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?, 1, now())",
                 rows,
             )
+    if want("monitoring.dq_event_quality"):  # dbt_project/models/monitoring, 'all' = sum over sources
+        con.execute("create table monitoring.dq_event_quality(metric_date date, source varchar, raw_rows bigint,"
+                    " events bigint, duplicate_rows bigint, duplicate_share double, bot_events bigint,"
+                    " bot_share double)")
+        for d in days:
+            bots = 1200 if d == AS_OF else 100
+            for source in ("native", "all"):
+                con.execute("insert into monitoring.dq_event_quality values (?,?,?,?,?,?,?,?)",
+                            [d, source, 5050, 5000, 50, 50 / 5050, bots, bots / 5000])
+    if want("monitoring.dq_schema_drift"):
+        con.execute("create table monitoring.dq_schema_drift(metric_date date, source varchar, event_names bigint,"
+                    " property_keys bigint, new_event_names bigint, vanished_event_names bigint,"
+                    " new_property_keys bigint, vanished_property_keys bigint)")
+        con.executemany("insert into monitoring.dq_schema_drift values (?, 'native', 8, 20, ?, 0, ?, 0)",
+                        [(d, 1 if d == AS_OF else 0, 3 if d == AS_OF else 0) for d in days])
+    if want("alerts.alert_events") and "alerts.alert_events" not in empty:
+        con.execute("""insert into alerts.alert_events (fingerprint, metric_date, rule_name, rule_type, metric, labels,
+            outcome, value, expected, status_before, status_after, transition, notification, severity, detail,
+            episode, evaluated_at) values ('f_bots', '2025-03-30', 'dq_bot_share_spike', 'anomaly', 'bot_share',
+            '{"rule": "dq_bot_share_spike", "table": "monitoring.dq_event_quality", "source": "all"}', 'breach',
+            0.24, 0.02, 'ok', 'firing', 'firing', 'firing', 'warning', 'bot traffic x12', 1, now())""")
     con.close()
 
 
@@ -234,7 +255,13 @@ def test_materialized_report_is_self_contained_and_complete(data_dir: Path) -> N
     assert "ALL QUIET" not in alerts
     assert alerts.index("DAU back to normal") < alerts.index("DAU dropped 20%")
     assert "Net revenue tripled" in alerts and "+212.5%" in alerts and "-20.0%" in alerts  # change_pct is in %
-    assert "3 alert events" in alerts and "1 firing now" in alerts
+    assert "4 alert events" in alerts and "2 firing now" in alerts
+    # data quality: the dq_* measures of the last days and the data-quality alert (not the business ones)
+    dq = html.split('id="data-quality"')[1].split("</section>")[0]
+    assert "<td>2025-03-31</td><td>5,000</td><td>24.00%</td><td>0.99%</td>" in dq  # events, bot and duplicate share
+    assert "<td>1 / 0</td><td>3 / 0</td>" in dq  # a new event name and three new property keys
+    assert "dq_bot_share_spike" in dq and "bot traffic x12" in dq and "DAU dropped" not in dq
+    assert dq.count("<td>2025-03-") == 14 + 1  # 14 days of measures, one alert
 
     md = result.asset_materializations_for_node("reports__kpi_report")[0].metadata
     assert md["path"].value == str(dated)
@@ -254,7 +281,7 @@ def test_missing_and_empty_tables_render_a_note_not_an_error(data_dir: Path) -> 
     html = (data_dir / "reports" / "kpi_report_latest.html").read_text(encoding="utf-8")
     status = _sections(html)
     assert {s for s, v in status.items() if v == "ok"} == {"kpis", "active-users", "sessions", "revenue"}
-    for sid in ("retention", "funnel", "churn", "alerts"):
+    for sid in ("retention", "funnel", "churn", "alerts", "data-quality"):
         part = html.split(f'id="{sid}"')[1].split("</section>")[0]
         assert "Not available yet" in part, sid
     assert "ml.churn_scores is empty" in html

@@ -203,8 +203,10 @@ def test_layout_ids_and_schema(shop: Shop) -> None:
     dts = sorted(shop.files)
     assert dts[0] == f"dt={START.isoformat()}" and dts[-1] == f"dt={START + timedelta(days=90)}"
     assert len(dts) == 91
-    for names in shop.files.values():
-        assert len(names) >= 3  # several batches per day
+    lost = f"dt={shop.truth['incidents']['tracking_outage']['date']}"
+    for dt_folder, names in shop.files.items():
+        # several batches per day; the tracking outage delivers nothing after 04:00 UTC
+        assert len(names) >= (1 if dt_folder == lost else 3)
         assert all(re.fullmatch(r"batch-\d{8}T\d{4}Z-\d{2}\.jsonl(\.gz)?", n) for n in names)
     assert all(re.fullmatch(r"c_\d{6}", r[0]) for r in shop.db("SELECT customer_id FROM customers"))
     assert all(re.fullmatch(r"p_\d{4}", r[0]) for r in shop.db("SELECT product_id FROM products"))
@@ -249,7 +251,12 @@ def test_event_shape(shop: Shop) -> None:
 def test_purchases_match_orders(shop: Shop) -> None:
     orders = {r[0]: r for r in shop.db("SELECT order_id, customer_id, currency, total_amount, created_at FROM orders")}
     purchases = [e for e in shop.events if norm_name(e["event_name"]) == "purchase_completed"]
-    assert len(purchases) == len(orders) > 100  # every order has its event (late files included)
+    # every order has its event (late files included), except those of the tracking outage
+    outage = shop.truth["incidents"]["tracking_outage"]
+    lost = set(outage["lost_order_ids"])
+    assert lost and {orders[o][4][:10] for o in lost} == {outage["date"]}
+    assert not lost & {e["properties"]["order_id"] for e in purchases}
+    assert len(purchases) == len(orders) - len(lost) > 100
     items = dict(shop.db("SELECT order_id, round(sum(quantity * unit_price), 2) FROM order_items GROUP BY 1"))
     for e in purchases:
         oid, cid, cur, total, created = orders[e["properties"]["order_id"]]
@@ -319,7 +326,8 @@ def test_sessions_cross_midnight_and_identity_is_stitchable(shop: Shop) -> None:
     earlier = [a for a in first_user if a in first_anon and first_anon[a] < first_user[a] - timedelta(days=1)]
     assert len(earlier) >= 10
     signups = [e for e in shop.events if norm_name(e["event_name"]) == "user_signed_up"]
-    assert len(signups) == shop.db("SELECT count(*) FROM customers WHERE created_at >= ?".replace("?", f"'{START}'"))[0][0]
+    lost_signups = shop.truth["incidents"]["tracking_outage"]["lost_signups"]  # the shop has them, the events not
+    assert len(signups) == shop.db("SELECT count(*) FROM customers WHERE created_at >= ?".replace("?", f"'{START}'"))[0][0] - lost_signups
 
 
 def test_non_utc_offsets_denote_the_right_instant(shop: Shop) -> None:
@@ -349,10 +357,10 @@ def test_orders_lifecycle_moves_updated_at(shop: Shop) -> None:
 # ----------------------------------------------------------------------------------- ground truth
 def test_ground_truth_incidents_are_visible(shop: Shop) -> None:
     inc = shop.truth["incidents"]
-    assert set(inc) >= {"checkout_outage", "bot_spike", "marketing_spike"}
+    assert set(inc) >= {"checkout_outage", "bot_spike", "marketing_spike", "tracking_outage"}
     period = {START + timedelta(days=i) for i in range(91)}
     days = {k: date.fromisoformat(v["date"]) for k, v in inc.items()}
-    assert set(days.values()) <= period and len(set(days.values())) == 3
+    assert set(days.values()) <= period and len(set(days.values())) == len(days) == 4
     human_by_day = _daily(shop.human)
     purchases = _daily([e for e in shop.human if norm_name(e["event_name"]) == "purchase_completed"])
     sessions = Counter()
@@ -373,6 +381,11 @@ def test_ground_truth_incidents_are_visible(shop: Shop) -> None:
                         if e["context"]["campaign"]["name"] == name)
     assert camp_days[days["marketing_spike"]] > 0.3 * human_by_day[days["marketing_spike"]]
     assert set(camp_days) <= {days["marketing_spike"], days["marketing_spike"] + timedelta(days=1)}
+    # tracking outage: events stop early in the day, orders in the shop do not
+    lost = days["tracking_outage"]
+    assert human_by_day[lost] <= 0.35 * median(human_by_day)
+    orders = Counter(date.fromisoformat(r[0][:10]) for r in shop.db("SELECT created_at FROM orders"))
+    assert orders[lost] >= 0.5 * median(orders)
 
 
 def test_ground_truth_churn_is_consistent_with_behaviour(shop: Shop) -> None:
@@ -511,7 +524,8 @@ def test_append_days_continues_the_world(dirty_dir: Path, tmp_path: Path) -> Non
     # purchases of the new days still match orders
     shop = read_shop(out)
     purchases = {e["properties"]["order_id"] for e in shop.events if norm_name(e["event_name"]) == "purchase_completed"}
-    assert purchases == set(ids)
+    lost = set(truth["incidents"].get("tracking_outage", {}).get("lost_order_ids", []))
+    assert purchases == set(ids) - lost
     assert dict(shop.rejected) == truth["dirt"]["malformed"]
 
 

@@ -4,7 +4,7 @@ from datetime import datetime, timezone
 
 import dagster as dg
 
-from dagster_project.keys import ALERT_EVENTS, DEMAND_FORECAST, FCT_DAILY_METRICS, table_key
+from dagster_project.keys import ALERT_EVENTS, DEMAND_FORECAST, DQ_TABLES, FCT_DAILY_METRICS, table_key
 from dagster_project.resources import WAREHOUSE_POOL, WarehouseResource
 from nightjar.alerts import engine
 from nightjar.alerts.config import load_config
@@ -27,7 +27,7 @@ class AlertsRunConfig(dg.Config):
 @dg.asset(
     key=ALERT_EVENTS,
     group_name=ALERTS_GROUP,
-    deps=[FCT_DAILY_METRICS, DEMAND_FORECAST],
+    deps=[FCT_DAILY_METRICS, DEMAND_FORECAST, *DQ_TABLES],
     pool=WAREHOUSE_POOL,
     kinds={"duckdb", "python"},
     owners=["team:analytics"],

@@ -2,7 +2,7 @@
 warehouse, which allows one writer) and request runs of `alerts_job`, which does the work
 under the warehouse pool.
 
-* `alerts_on_new_data` — new materialisations of the marts / forecast -> one evaluation run
+* `alerts_on_new_data` — new materialisations of the marts / forecast / dq_* measures -> one evaluation run
   (cursor = last seen event storage id per asset; a backfill of many days -> one run that
   evaluates every new date).
 * `alerts_housekeeping` — the marts are stale beyond their freshness policy, or the last
@@ -20,7 +20,7 @@ from datetime import datetime, timezone
 import dagster as dg
 
 from dagster_project.alerts.assets import alert_events
-from dagster_project.keys import ALERT_EVENTS, DEMAND_FORECAST, FCT_DAILY_METRICS, table_key
+from dagster_project.keys import ALERT_EVENTS, DEMAND_FORECAST, DQ_TABLES, FCT_DAILY_METRICS, table_key
 from nightjar.alerts.config import load_config
 from nightjar.settings import get_settings
 
@@ -28,7 +28,7 @@ logger = logging.getLogger("nightjar.alerts.sensors")
 
 alerts_job = dg.define_asset_job("alerts_job", selection=[alert_events], tags={"nightjar/domain": "alerts"})
 
-MONITORED_KEYS = (FCT_DAILY_METRICS, DEMAND_FORECAST)
+MONITORED_KEYS = (FCT_DAILY_METRICS, DEMAND_FORECAST, *DQ_TABLES)
 
 
 def _run_config(**config) -> dict:

@@ -3,15 +3,18 @@
 import dagster as dg
 
 from dagster_project.keys import (
-    ALERT_EVENTS, CHURN_SCORES, DEMAND_FORECAST, FCT_DAILY_METRICS, FCT_FUNNEL_DAILY, FCT_RETENTION_WEEKLY, KPI_REPORT,
+    ALERT_EVENTS, CHURN_SCORES, DEMAND_FORECAST, DQ_TABLES, FCT_DAILY_METRICS, FCT_FUNNEL_DAILY, FCT_RETENTION_WEEKLY,
+    KPI_REPORT,
 )
 from dagster_project.resources import WAREHOUSE_POOL, WarehouseResource
 from nightjar.report import generate_report
 
 
 # The tables the report reads. Retention: the weekly mart (the daily one is a fallback
-# read when present, but is not a dependency: the report should not wait on it).
-REPORT_DEPS = [FCT_DAILY_METRICS, FCT_RETENTION_WEEKLY, FCT_FUNNEL_DAILY, DEMAND_FORECAST, CHURN_SCORES, ALERT_EVENTS]
+# read when present, but is not a dependency: the report should not wait on it). The
+# data-quality section reads the monitoring.dq_* measures.
+REPORT_DEPS = [FCT_DAILY_METRICS, FCT_RETENTION_WEEKLY, FCT_FUNNEL_DAILY, DEMAND_FORECAST, CHURN_SCORES, ALERT_EVENTS,
+               *DQ_TABLES]
 
 
 @dg.asset(

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import argparse
 import sys
-from datetime import datetime, timezone
+from datetime import date, datetime, timezone
 from pathlib import Path
 
 
@@ -24,6 +24,10 @@ def register(subparsers) -> None:
     b = sub.add_parser("backtest", help="show which rules would have fired over the mart history (writes nothing)")
     b.add_argument("--days", type=int, default=90, help="metric dates to replay (default 90)")
     b.add_argument("--rules", help="rule file")
+    b.add_argument("--truth", help="score against this simulator ground_truth.json (default: the data dir's, "
+                                   "if there is one)")
+    b.add_argument("--tolerance-days", type=int, default=1,
+                   help="an incident counts as detected when a rule fires on its date or up to N days later (default 1)")
     b.set_defaults(func=_cmd_backtest)
 
 
@@ -35,12 +39,14 @@ def _ruleset(args):
 
 
 def _valid_ruleset(args):
-    """The rule file, or None after printing why it is invalid."""
+    """The rule file, or None after printing why it (or the holiday calendar) is invalid."""
+    from nightjar.alerts.holiday_calendar import default_calendar
     from nightjar.alerts.rules import RuleFileError
 
     try:
+        default_calendar()
         return _ruleset(args)
-    except RuleFileError as exc:
+    except (RuleFileError, ValueError) as exc:
         print(exc, file=sys.stderr)
         return None
 
@@ -129,4 +135,20 @@ def _cmd_backtest(args: argparse.Namespace) -> int:
     print(format_backtest(rows))
     total = sum(r.episodes for r in rows)
     print(f"\n{total} episode(s) over the last {args.days} metric dates; nothing was written to alert state.")
+    truth = Path(args.truth) if args.truth else settings.ground_truth_file
+    if args.truth or truth.exists():
+        from nightjar.alerts.backtest_score import format_score, load_ground_truth, score_backtest
+
+        try:
+            incidents = load_ground_truth(truth)
+        except (OSError, ValueError, KeyError) as exc:
+            print(f"cannot read the ground truth {truth}: {exc}", file=sys.stderr)
+            return 2
+        firsts = [r.first_date for r in rows if r.first_date]
+        lasts = [r.last_date for r in rows if r.last_date]
+        score = score_backtest(rows, incidents, args.tolerance_days,
+                               date.fromisoformat(min(firsts)) if firsts else None,
+                               date.fromisoformat(max(lasts)) if lasts else None)
+        print(f"\nagainst {truth} (detected = a rule fires within {args.tolerance_days} day(s)):")
+        print(format_score(score))
     return 0

@@ -18,7 +18,7 @@ from nightjar.alerts import outbox, state
 from nightjar.alerts.channels import Sender, build_senders
 from nightjar.alerts.config import KNOWN_CHANNELS, AlertsConfig
 from nightjar.alerts.ledger import DeliveredLedger
-from nightjar.alerts.rules import RuleFileError, RuleSet, check_against_warehouse
+from nightjar.alerts.rules import RuleFileError, RuleSet, check_against_warehouse, measures_missing
 
 logger = logging.getLogger("nightjar.alerts")
 
@@ -66,6 +66,9 @@ def evaluate_rules(con, ruleset: RuleSet, config: AlertsConfig, *, run_id: str |
     con.execute("begin transaction")
     try:
         for rule in ruleset.rules:
+            if measures_missing(con, rule.table):
+                summary.skipped[rule.name] = f"{rule.table} is not built yet"
+                continue
             data = ev.load_series(con, ruleset, rule).before(today)
             st = state.load_state(con, rule.fingerprint, rule.name)
             events = ev.evaluate_rule(rule, data, st, initial_lookback=initial_lookback)
@@ -90,6 +93,9 @@ def evaluate_rules(con, ruleset: RuleSet, config: AlertsConfig, *, run_id: str |
             if st.status == "firing":
                 summary.firing.append(rule.name)
         for policy in ruleset.freshness:
+            if measures_missing(con, policy.table):
+                summary.skipped[policy.name] = f"{policy.table} is not built yet"
+                continue
             _evaluate_freshness(con, ruleset, policy, config, today, run_id, now, summary,
                                 (materialized_at or {}).get(policy.table))
         con.execute("commit")
@@ -196,6 +202,9 @@ class BacktestRow:
     episodes: int
     notifications: int
     fired_dates: list[str]
+    category: str = "business"  # business | data_quality (Rule.category)
+    first_date: str | None = None  # first and last replayed metric date
+    last_date: str | None = None
 
 
 def backtest(con, ruleset: RuleSet, days: int = 90, until: date | None = None) -> list[BacktestRow]:
@@ -205,6 +214,9 @@ def backtest(con, ruleset: RuleSet, days: int = 90, until: date | None = None) -
         raise RuleFileError(problems, f"{ruleset.source} (checked against the warehouse)")
     out = []
     for rule in ruleset.rules:
+        if measures_missing(con, rule.table):
+            out.append(BacktestRow(rule.name, rule.type, rule.severity, 0, 0, 0, 0, [], rule.category))
+            continue
         data = ev.load_series(con, ruleset, rule).before(_today())
         last = ev.last_complete_date(rule, data)
         if until is not None and last is not None:
@@ -216,13 +228,16 @@ def backtest(con, ruleset: RuleSet, days: int = 90, until: date | None = None) -
             breaches=sum(1 for e in events if e.obs.outcome == "breach"),
             episodes=sum(1 for e in events if e.transition == "firing"),
             notifications=sum(1 for e in events if e.notification in ("firing", "repeat", "resolved")),
-            fired_dates=[e.obs.metric_date.isoformat() for e in events if e.transition == "firing"]))
+            fired_dates=[e.obs.metric_date.isoformat() for e in events if e.transition == "firing"],
+            category=rule.category,
+            first_date=events[0].obs.metric_date.isoformat() if events else None,
+            last_date=events[-1].obs.metric_date.isoformat() if events else None))
     return out
 
 
 def format_backtest(rows: list[BacktestRow]) -> str:
-    head = ["rule", "type", "severity", "dates", "breaches", "episodes", "notifications", "fired on"]
-    body = [[r.rule, r.type, r.severity, str(r.evaluated), str(r.breaches), str(r.episodes), str(r.notifications),
+    head = ["rule", "category", "type", "severity", "dates", "breaches", "episodes", "notifications", "fired on"]
+    body = [[r.rule, r.category, r.type, r.severity, str(r.evaluated), str(r.breaches), str(r.episodes), str(r.notifications),
              ", ".join(r.fired_dates[:8]) + (f" (+{len(r.fired_dates) - 8})" if len(r.fired_dates) > 8 else "")]
             for r in rows]
     widths = [max(len(x) for x in col) for col in zip(head, *body)]

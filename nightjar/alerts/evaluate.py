@@ -21,6 +21,7 @@ from dataclasses import dataclass, field, replace
 from datetime import date, timedelta
 from typing import Any
 
+from nightjar.alerts.holiday_calendar import HolidayCalendar, default_calendar
 from nightjar.alerts.rules import FORECAST_TABLE, Condition, FreshnessPolicy, Rule, RuleSet
 
 _OPS = {"<": operator.lt, "<=": operator.le, ">": operator.gt, ">=": operator.ge, "==": operator.eq,
@@ -46,6 +47,7 @@ class SeriesData:
     first_date: date | None
     last_date: date | None
     forecast: dict[date, tuple[float, float, float]] = field(default_factory=dict)
+    calendar: HolidayCalendar = field(default_factory=lambda: HolidayCalendar(""))
 
     def before(self, day: date) -> SeriesData:
         """Only the days that have ended by `day`: a nightly run at 02:00 already sees two
@@ -57,6 +59,7 @@ class SeriesData:
             first_date=min(days) if days else None,
             last_date=max(days) if days else None,
             forecast=self.forecast,
+            calendar=self.calendar,
         )
 
     def get(self, metric: str, d: date) -> float | None:
@@ -70,8 +73,9 @@ def _metrics_of(rule: Rule) -> list[str]:
     return list(dict.fromkeys([rule.metric] + [w.metric for w in rule.when]))
 
 
-def load_series(con, ruleset: RuleSet, rule: Rule) -> SeriesData:
-    """Read the rule's metrics (identifiers validated by check_against_warehouse)."""
+def load_series(con, ruleset: RuleSet, rule: Rule, calendar: HolidayCalendar | None = None) -> SeriesData:
+    """Read the rule's metrics (identifiers validated by check_against_warehouse); `calendar`
+    defaults to the one of NIGHTJAR_HOLIDAY_COUNTRY."""
     date_col = ruleset.tables[rule.table]
     metrics = _metrics_of(rule)
     where, params = "", []
@@ -86,7 +90,8 @@ def load_series(con, ruleset: RuleSet, rule: Rule) -> SeriesData:
     for row in rows:
         for i, m in enumerate(metrics, start=1):
             values[m][row[0]] = row[i]
-    data = SeriesData(values, rows[0][0] if rows else None, rows[-1][0] if rows else None)
+    data = SeriesData(values, rows[0][0] if rows else None, rows[-1][0] if rows else None,
+                      calendar=calendar if calendar is not None else default_calendar())
     if rule.type == "forecast_band":
         data.forecast = load_forecast(con, rule.condition.p("series"), rule.condition.p("forecast_metric"))
     return data
@@ -147,10 +152,37 @@ def _direction_hit(direction: str, low: bool, high: bool) -> bool:
     return {"down": low, "up": high, "both": low or high}[direction]
 
 
+def _usable(cond: Condition, data: SeriesData, ref: date, d: date) -> bool:
+    """May the value of `ref` be part of the baseline of `d` (holiday_calendar.py)?"""
+    return cond.p("holidays") == "ignore" or data.calendar.usable_reference(ref, d)
+
+
+def _change_refs(cond: Condition, data: SeriesData, d: date) -> list[float]:
+    """The baseline values of a `change` condition: the previous day, or the same weekday of
+    the last `weeks` weeks. Each holiday-affected reference is skipped and replaced by the
+    next older one (at most 8 replacements), so a January day is not compared with
+    Christmas week; a missing value is not replaced."""
+    step, wanted = (1, 1) if cond.p("compare_to") == "previous_day" else (7, cond.p("weeks"))
+    refs: list[float] = []
+    span, k = wanted, 0
+    while k < span:
+        k += 1
+        ref = d - timedelta(days=step * k)
+        if not _usable(cond, data, ref, d):
+            span = min(span + 1, wanted + 8)
+            continue
+        v = data.get(cond.metric, ref)
+        if v is not None:
+            refs.append(v)
+    return refs
+
+
 def observe(cond: Condition, data: SeriesData, d: date) -> Observation:
     value = data.get(cond.metric, d)
     if value is None:
         return Observation(d, "no_data", detail=f"no value of {cond.metric} on {d}")
+    if cond.p("holidays") == "skip" and (why := data.calendar.reason(d)):
+        return Observation(d, "insufficient", value, detail=f"not evaluated on holidays ({why})")
     t = cond.type
     if t == "threshold":
         op = _OPS[cond.p("op")]
@@ -160,11 +192,7 @@ def observe(cond: Condition, data: SeriesData, d: date) -> Observation:
         return Observation(d, "breach" if breach else "ok", value, expected=float(cond.p("value")), clear=clear,
                            detail=f"{cond.metric} {value:g} {cond.p('op')} {cond.p('value'):g}" if breach else "")
     if t == "change":
-        if cond.p("compare_to") == "previous_day":
-            refs = [data.get(cond.metric, d - timedelta(days=1))]
-        else:
-            refs = [data.get(cond.metric, d - timedelta(days=7 * k)) for k in range(1, cond.p("weeks") + 1)]
-        refs = [r for r in refs if r is not None]
+        refs = _change_refs(cond, data, d)
         wanted = 1 if cond.p("compare_to") == "previous_day" else cond.p("weeks")
         if not refs or len(refs) * 2 < wanted:
             return Observation(d, "insufficient", value, detail="no baseline")
@@ -195,8 +223,19 @@ def observe(cond: Condition, data: SeriesData, d: date) -> Observation:
 
 def _observe_anomaly(cond: Condition, data: SeriesData, d: date, value: float) -> Observation:
     window, need = cond.p("window"), cond.p("min_history")
-    hist = [(d - timedelta(days=k), data.get(cond.metric, d - timedelta(days=k))) for k in range(1, window + 1)]
-    hist = [(hd, v) for hd, v in hist if v is not None]
+    # the trailing `window` days; each holiday-affected one is skipped and the window reaches
+    # one day further back instead (at most twice its length)
+    hist: list[tuple[date, float]] = []
+    span, k = window, 0
+    while k < span:
+        k += 1
+        hd = d - timedelta(days=k)
+        if not _usable(cond, data, hd, d):
+            span = min(span + 1, 2 * window)
+            continue
+        v = data.get(cond.metric, hd)
+        if v is not None:
+            hist.append((hd, v))
     if len(hist) < need:
         return Observation(d, "insufficient", value, detail=f"{len(hist)} of {need} days of history")
     overall = statistics.median(v for _, v in hist)

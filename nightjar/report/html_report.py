@@ -48,6 +48,10 @@ SOURCE_TABLES = (
     ("ml", "demand_forecast"),
     ("ml", "churn_scores"),
     ("alerts", "alert_events"),
+    ("monitoring", "dq_event_quality"),
+    ("monitoring", "dq_rejects"),
+    ("monitoring", "dq_schema_drift"),
+    ("monitoring", "dq_shop_changes"),
 )
 
 
@@ -516,6 +520,73 @@ def _section_alerts(con) -> Section:
     return s
 
 
+DQ_DAYS = 14
+# (column header, table, measure expression, filter, format): the daily data-quality
+# measures (dbt_project/models/monitoring) shown side by side, newest day first.
+_DQ_COLUMNS = (
+    ("events", "dq_event_quality", "events", "source = 'all'", "int"),
+    ("bot share", "dq_event_quality", "bot_share", "source = 'all'", "pct"),
+    ("duplicate share", "dq_event_quality", "duplicate_share", "source = 'all'", "pct"),
+    ("reject rate", "dq_rejects", "sum(reject_rate)", "", "pct"),
+    ("new / vanished event names", "dq_schema_drift", "new_event_names || ' / ' || vanished_event_names", "", "str"),
+    ("new / vanished property keys", "dq_schema_drift", "new_property_keys || ' / ' || vanished_property_keys", "",
+     "str"),
+    ("order rows changed", "dq_shop_changes", "sum(rows_changed)", "table_name = 'orders'", "int"),
+)
+
+
+def _section_data_quality(con) -> Section:
+    """The last DQ_DAYS days of the dq_* measures and the data-quality alerts that fired."""
+    s = Section("data-quality", "Data quality")
+    present = {t for _, t, *_ in _DQ_COLUMNS if table_columns(con, "monitoring", t) is not None}
+    if not present:
+        raise TableUnavailable("no monitoring.dq_* table exists")
+    by_col: list[dict[date, object]] = []
+    days: set[date] = set()
+    for _, table, expr, flt, _ in _DQ_COLUMNS:
+        if table not in present:
+            by_col.append({})
+            continue
+        agg = expr if expr.startswith("sum(") else f"max({expr})"
+        where = f" where {flt}" if flt else ""
+        rows = con.execute(f'select metric_date, {agg} from "monitoring"."{table}"{where} '
+                           f"group by 1 order by 1 desc limit {DQ_DAYS}").fetchall()
+        by_col.append(dict(rows))
+    for col in by_col:
+        days.update(col)
+    shown = sorted(days, reverse=True)[:DQ_DAYS]
+
+    def cell(v, fmt: str) -> str:
+        if v is None:
+            return "–"
+        if fmt == "pct":
+            return f"{float(v) * 100:.2f}%"
+        if fmt == "int":
+            return f"{int(v):,}"
+        return str(v)
+
+    table = _table(["date"] + [h for h, *_ in _DQ_COLUMNS],
+                   [[d.isoformat()] + [cell(col.get(d), c[4]) for col, c in zip(by_col, _DQ_COLUMNS)]
+                    for d in shown])
+    alerts = ""
+    if table_columns(con, "alerts", "alert_events") is not None:
+        fired = con.execute(
+            "select metric_date, rule_name, severity, value, expected, detail from alerts.alert_events "
+            "where transition = 'firing' and json_extract_string(labels, '$.table') like 'monitoring.%' "
+            "order by metric_date desc, rule_name limit 20").fetchall()
+        if fired:
+            alerts = ("<p class=\"muted\">Data-quality alerts that fired (latest first):</p>"
+                      + _table(["metric_date", "rule", "severity", "value", "expected", "detail"],
+                               [[str(r[0]), r[1], r[2], "" if r[3] is None else f"{r[3]:,.4g}",
+                                 "" if r[4] is None else f"{r[4]:,.4g}", r[5] or ""] for r in fired]))
+        else:
+            alerts = _note("No data-quality alert has fired.", "ok")
+    s.body = (f'<p class="muted">Measures of the data itself per day (all sources; dq_* rules in '
+              f'the alert rule file watch them). The latest {len(shown)} days:</p>'
+              f'<div class="scroll">{table}</div>{alerts}')
+    return s
+
+
 # --------------------------------------------------------------------------- page
 
 CSS = """
@@ -566,6 +637,7 @@ def build_report(
         ("funnel", "Purchase funnel", lambda: _section_funnel(con, as_of)),
         ("churn", "Churn risk", lambda: _section_churn(con)),
         ("alerts", "Recent alerts", lambda: _section_alerts(con)),
+        ("data-quality", "Data quality", lambda: _section_data_quality(con)),
     ]
     sections: list[Section] = []
     for sid, title, build in builders:

@@ -73,6 +73,7 @@ class SimConfig:
     outage_purchase_factor: float = 0.04  # purchase rate multiplier on the checkout-outage day
     bot_spike_factor: float = 12.0  # bot traffic multiplier on the bot-spike day
     marketing_spike_factor: float = 3.0  # extra campaign traffic on the marketing-spike day
+    tracking_outage_start_hour: int = 4  # on the tracking-outage day no event is delivered after this UTC hour
 
     gzip_level: int = 3  # level 3 is ~2x faster than 6 for ~10 % larger files
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 import shutil
 import time
 from collections import Counter
@@ -195,6 +196,14 @@ def create_world(out: Path, start: date, days: int, customers: int, seed: int, c
             name = f"flash_sale_{day.replace('-', '')}"
             world.incidents[kind] = {"date": day, "traffic_factor": cfg.marketing_spike_factor,
                                      "utm_source": "instagram", "utm_medium": "paid_social", "utm_campaign": name}
+    # a tracking outage (events stop, orders go on) on another free day, drawn from its own
+    # stream so that the three incidents above keep their days for a given seed
+    free = sorted(set(range(lo, hi)) - {int(o) for o in offsets})
+    if free:
+        off = int(np_stream(seed, start_ord, "tracking_outage").choice(free))
+        world.incidents["tracking_outage"] = {
+            "date": date.fromordinal(start_ord + off).isoformat(),
+            "events_lost_from_hour_utc": cfg.tracking_outage_start_hour}
     world.dirt = {"duplicates": 0, "bot_events": 0, "malformed": {}, "malformed_variants": {}, "late_files": 0,
                   "plain_files": 0, "nonnormal_event_names": 0, "out_of_order_swaps": 0}
     world.totals = {"events": 0, "lines": 0, "files": 0, "orders": 0, "sessions": 0}
@@ -377,7 +386,10 @@ def simulate_day(world: World, writer: DayWriter) -> dict[str, int]:
     for ms, oid, status in due:
         writer.order_updates.append({"oid": oid, "new_status": status, "ts": ms_to_naive_utc(ms)})
 
-    # 7. dirt and files
+    # 7. dirt and files; on the tracking-outage day the SDK stops delivering at a fixed hour,
+    # while the shop database (orders, sign-ups) goes on as usual
+    if day == world.incident_day("tracking_outage"):
+        _lose_events(world, r, day_ms + cfg.tracking_outage_start_hour * 3_600_000)
     n_events = len(r.out)
     files, lines = _write_day(world, r, prng, d, day_ms)
     stats = {"events": n_events, "lines": lines, "files": files, "orders": len(r.purchases),
@@ -386,6 +398,31 @@ def simulate_day(world: World, writer: DayWriter) -> dict[str, int]:
     world.dirt["bot_events"] += bot_events
     world.dirt["nonnormal_event_names"] += r.nonnormal
     return stats
+
+
+_EVENT_NAME = re.compile(r'"event_name":"([^"]*)"')
+_ORDER_ID = re.compile(r'"order_id":"([^"]+)"')
+
+
+def _lose_events(world: World, r: DayRenderer, cut_ms: int) -> None:
+    """The tracking outage: drop every event received from `cut_ms` on, and write down in the
+    ground truth what was lost (orders and sign-ups that the shop has and the events do not)."""
+    kept, lost = [], []
+    for e in r.out:
+        (kept if e[0] < cut_ms else lost).append(e)
+    r.out[:] = kept
+    names, orders = [], []
+    for _recv, head, tail in lost:
+        line = head + tail
+        m = _EVENT_NAME.search(line)
+        names.append(m.group(1) if m else "")
+        o = _ORDER_ID.search(line)
+        if o:
+            orders.append(o.group(1))
+    normal = [re.sub(r"[\s\-]+", "_", n.strip().lower()) for n in names]
+    r.nonnormal -= sum(1 for n, nn in zip(names, normal) if n != nn)  # dirt counts delivered lines only
+    world.incidents["tracking_outage"].update(
+        events_lost=len(lost), lost_order_ids=sorted(orders), lost_signups=normal.count("user_signed_up"))
 
 
 def _spike_campaign(world: World) -> tuple[str, str]:
