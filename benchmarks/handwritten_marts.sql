@@ -8,8 +8,22 @@
 -- staging/intermediate results are TEMP tables (never persisted), JSON is extracted once
 -- with the list form of json_extract_string and only for the fields the marts use, no
 -- contracts, no tests, no per-model DDL/metadata round trips.
--- Run:  duckdb warehouse.duckdb < benchmarks/handwritten_marts.sql
+-- Run:  duckdb warehouse.duckdb, SET VARIABLE nightjar_pii_key = '<the key>', then this script
+-- (the bench's `handwritten` step sets the key of the shop's data dir, as dbt reads it).
 SET TimeZone = 'UTC';
+
+-- PII (= macros pseudonymise_identifier / hash_email): HMAC-SHA256 (RFC 2104) with the pads
+-- of the key computed once; ids containing '@' are pseudonymised, others kept
+SET VARIABLE hw_k = (SELECT CASE WHEN octet_length(k) > 64 THEN unhex(sha256(k)) ELSE k END
+                     FROM (SELECT encode(getvariable('nightjar_pii_key')::VARCHAR) AS k));
+SET VARIABLE hw_k = getvariable('hw_k') || repeat('\x00'::BLOB, 64 - octet_length(getvariable('hw_k')));
+SET VARIABLE hw_ipad = xor(getvariable('hw_k')::BIT, repeat('\x36'::BLOB, 64)::BIT)::BLOB;
+SET VARIABLE hw_opad = xor(getvariable('hw_k')::BIT, repeat('\x5c'::BLOB, 64)::BIT)::BLOB;
+CREATE OR REPLACE TEMP MACRO hw_hmac(x) AS
+    sha256(getvariable('hw_opad') || unhex(sha256(getvariable('hw_ipad') || encode(x))));
+CREATE OR REPLACE TEMP MACRO hw_pseudo(x) AS CASE WHEN x LIKE '%@%' THEN hw_hmac(x) ELSE x END;
+CREATE OR REPLACE TEMP MACRO hw_strip_url(u) AS split_part(split_part(u, '?', 1), '#', 1);
+CREATE OR REPLACE TEMP MACRO hw_url_param(u, name) AS nullif(regexp_extract(u, '[?&]' || name || '=([^&#]*)', 1), '');
 DROP SCHEMA IF EXISTS hw CASCADE;
 CREATE SCHEMA hw;
 
@@ -33,14 +47,17 @@ WITH d AS (
         replace(replace(lower(trim(event_name)), ' ', '_'), '-', '_') AS event_name,
         timezone('UTC', "timestamp") AS ts,
         timezone('UTC', received_at) AS received_at,
-        anonymous_id,
-        nullif(trim(user_id), '') AS user_id,
+        hw_pseudo(anonymous_id) AS anonymous_id,
+        hw_pseudo(nullif(trim(user_id), '')) AS user_id,
         json_extract_string(context::VARCHAR, ['$.page.path', '$.page.referrer', '$.campaign.source',
-            '$.campaign.medium', '$.campaign.name', '$.user_agent', '$.geo.country']) AS c
+            '$.campaign.medium', '$.campaign.name', '$.user_agent', '$.geo.country', '$.page.url']) AS c
     FROM d
 )
 SELECT event_id, event_name, ts, cast(ts AS DATE) AS event_date, received_at, anonymous_id, user_id,
-    c[1] AS page_path, c[2] AS referrer, c[3] AS utm_source, c[4] AS utm_medium, c[5] AS utm_campaign,
+    hw_strip_url(c[1]) AS page_path, hw_strip_url(c[2]) AS referrer,
+    coalesce(c[3], hw_url_param(c[8], 'utm_source')) AS utm_source,
+    coalesce(c[4], hw_url_param(c[8], 'utm_medium')) AS utm_medium,
+    coalesce(c[5], hw_url_param(c[8], 'utm_campaign')) AS utm_campaign,
     c[6] AS user_agent, c[7] AS country,
     coalesce(regexp_matches(c[6], 'bot|crawler|spider|crawl|slurp|headlesschrome|phantomjs|curl|wget|python-requests|python-urllib|httpx|aiohttp|go-http-client|java/|okhttp|scrapy|libwww|apache-httpclient|node-fetch|axios|lighthouse|pingdom', 'i'), false) AS is_bot
 FROM j;
@@ -109,17 +126,29 @@ SELECT
 FROM agg;
 
 -- shop staging (dlt merges on the keys; the newest version is kept defensively, as dbt does)
+CREATE OR REPLACE TEMP TABLE cust AS
+SELECT hw_pseudo(customer_id) AS customer_id,
+    CASE WHEN email IS NULL OR trim(email) = '' THEN NULL ELSE hw_hmac(lower(trim(email))) END AS email_hash,
+    upper(trim(country)) AS country, created_at
+FROM raw.customers
+QUALIFY row_number() OVER (PARTITION BY customer_id ORDER BY updated_at DESC, _dlt_load_id DESC) = 1;
+
+-- bad orders (unknown currency or customer or status, negative or missing total) count nowhere
 CREATE OR REPLACE TEMP TABLE orders AS
-SELECT o.order_id, o.customer_id, lower(trim(o.status)) AS status,
+SELECT o.order_id, hw_pseudo(o.customer_id) AS customer_id, lower(trim(o.status)) AS status,
     cast(o.total_amount AS DOUBLE) * r.usd_per_unit AS total_amount_usd,
     o.created_at, cast(o.created_at AS DATE) AS order_date,
     lower(trim(o.status)) = 'cancelled' AS is_cancelled, lower(trim(o.status)) = 'refunded' AS is_refunded
 FROM (SELECT * FROM raw.orders QUALIFY row_number() OVER (PARTITION BY order_id ORDER BY updated_at DESC, _dlt_load_id DESC) = 1) o
-LEFT JOIN rates r ON upper(trim(o.currency)) = r.currency;
+JOIN rates r ON upper(trim(o.currency)) = r.currency
+WHERE o.total_amount >= 0
+  AND lower(trim(o.status)) IN ('placed', 'paid', 'shipped', 'delivered', 'cancelled', 'refunded')
+  AND hw_pseudo(o.customer_id) IN (SELECT customer_id FROM cust);
 
 CREATE OR REPLACE TEMP TABLE order_units AS
 SELECT order_id, sum(cast(quantity AS BIGINT)) AS units
 FROM (SELECT * FROM raw.order_items QUALIFY row_number() OVER (PARTITION BY order_id, line_number ORDER BY _dlt_load_id DESC) = 1)
+WHERE order_id IN (SELECT order_id FROM orders)
 GROUP BY order_id;
 
 -- daily metrics
@@ -251,13 +280,7 @@ LEFT JOIN (
 
 -- customers with RFM scores
 CREATE TABLE hw.dim_customers AS
-WITH cust AS (
-    SELECT customer_id,
-        CASE WHEN email IS NULL OR trim(email) = '' THEN NULL ELSE sha256(lower(trim(email))) END AS email_hash,
-        upper(trim(country)) AS country, created_at
-    FROM raw.customers
-    QUALIFY row_number() OVER (PARTITION BY customer_id ORDER BY updated_at DESC, _dlt_load_id DESC) = 1
-), as_of AS (
+WITH as_of AS (
     SELECT max(d) AS as_of_date FROM (SELECT activity_date AS d FROM activity UNION ALL SELECT order_date FROM orders)
 ), co AS (
     SELECT customer_id, min(created_at) AS first_order_at, max(created_at) AS last_order_at, count(*) AS orders_count,

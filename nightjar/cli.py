@@ -55,6 +55,16 @@ def _cmd_ui(args: argparse.Namespace) -> int:
     os.execve(cmd[0], cmd, env)
 
 
+def _cmd_pii_key(args: argparse.Namespace) -> int:
+    from nightjar.pii_key import ENV_VAR, ensure_key_file
+    from nightjar.settings import get_settings
+
+    # the path only: the key itself is never printed
+    path = ensure_key_file(get_settings().pii_key_file)
+    print(f"the PII key comes from {ENV_VAR}" if path is None else f"PII key file: {path}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="nightjar", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -76,6 +86,10 @@ def build_parser() -> argparse.ArgumentParser:
     ui.add_argument("--host", help="default: the host of NIGHTJAR_UI_URL (127.0.0.1)")
     ui.add_argument("--port", type=int, help="default: the port of NIGHTJAR_UI_URL (3000)")
     ui.set_defaults(func=_cmd_ui)
+
+    pii = sub.add_parser("pii-key", help="create <data dir>/pii.key (a random PII HMAC key, mode 0600) unless it "
+                         "exists or NIGHTJAR_PII_KEY is set; prints its path, never the key")
+    pii.set_defaults(func=_cmd_pii_key)
 
     for module_name in _DOMAIN_COMMANDS.values():
         try:

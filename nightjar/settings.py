@@ -98,6 +98,12 @@ class Settings:
         return self.artifacts_dir / "alerts" / "delivered.sqlite"
 
     @property
+    def pii_key_file(self) -> Path:
+        # the PII HMAC key when NIGHTJAR_PII_KEY is unset (nightjar/pii_key.py); dbt's profile
+        # reads the same path
+        return self.data_dir / "pii.key"
+
+    @property
     def ground_truth_file(self) -> Path:
         return self.data_dir / "ground_truth.json"
 

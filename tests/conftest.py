@@ -12,6 +12,11 @@ import pytest
 REPO = Path(__file__).resolve().parent.parent
 VENV_BIN = REPO / ".venv" / "bin"
 _SETTINGS_VARS = ("NIGHTJAR_DATA_DIR", "NIGHTJAR_WAREHOUSE", "NIGHTJAR_SHOP_DB_URL", "NIGHTJAR_ALERTS_FILE")
+# The PII key of the test session (tests compare dbt's pseudonyms with Python's HMAC under
+# it). Tests that exercise the key file or a missing key remove it from their subprocess's
+# environment (tests/test_pii.py); helpers that strip NIGHTJAR_* keep it (PII_KEY_ENV).
+TEST_PII_KEY = "nightjar-test-pii-key"
+os.environ.setdefault("NIGHTJAR_PII_KEY", TEST_PII_KEY)
 
 
 @pytest.fixture

@@ -71,7 +71,7 @@ def start_dbt(args: list[str], work: Path, name: str) -> subprocess.Popen:
     if name != "main" and seed_manifest.exists() and not (target / "partial_parse.msgpack").exists():
         target.mkdir(parents=True, exist_ok=True)
         shutil.copy(seed_manifest, target / "partial_parse.msgpack")
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("DBT_", "NIGHTJAR_"))}
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("DBT_", "NIGHTJAR_")) or k == "NIGHTJAR_PII_KEY"}
     env.update(NIGHTJAR_WAREHOUSE="warehouse.duckdb", DBT_SEND_ANONYMOUS_USAGE_STATS="false",
                NIGHTJAR_DBT_THREADS="2")
     cmd = [DBT, *args, "--project-dir", str(PROJECT), "--profiles-dir", str(PROJECT),

@@ -189,7 +189,7 @@ def test_dbt_models_are_partitioned_with_a_single_run_backfill() -> None:
 
 
 def _start_full_refresh(warehouse: Path, work: Path) -> subprocess.Popen:
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("DBT_", "NIGHTJAR_"))}
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("DBT_", "NIGHTJAR_")) or k == "NIGHTJAR_PII_KEY"}
     env.update(NIGHTJAR_WAREHOUSE=str(warehouse), DBT_SEND_ANONYMOUS_USAGE_STATS="false", NIGHTJAR_DBT_THREADS="2")
     cmd = [DBT, "build", "--full-refresh", "--exclude", "test_type:unit", "test_type:data",
            "--project-dir", str(DBT_PROJECT), "--profiles-dir", str(DBT_PROJECT),

@@ -28,6 +28,7 @@ from dagster_dbt import DbtCliResource, dbt_assets
 
 from dagster_project.orchestration.partitions import NIGHTLY, RUN_KIND_TAG, daily_partitions, utc_window
 from dagster_project.resources import WAREHOUSE_POOL, WarehouseResource
+from nightjar.pii_key import ensure_key_file
 from nightjar.dbt_args import INCREMENTAL_BUILD_ARGS, nightly_dbt_args
 from dagster_project.transform.project import dbt_project
 from dagster_project.transform.translator import NightjarDbtTranslator
@@ -92,6 +93,8 @@ def nightjar_dbt_models(context: dg.AssetExecutionContext, dbt: DbtCliResource, 
             context.log.info(f"dbt build skipped: {build_state.SKIP_REASON}")
             return
         args, mode = dbt_build_args(context, config, warehouse.path)
+        # staging pseudonymises PII with this key; the first night creates it (no default key)
+        ensure_key_file(warehouse.settings().pii_key_file)
         context.log.info(f"dbt {' '.join(args)}  [{mode}]")
         invocation = dbt.cli(args, context=context, raise_on_error=False)
         # Buffer the events: the warehouse can be read only once dbt has released it.

@@ -31,6 +31,7 @@ from typing import Any
 
 from nightjar.bench.scales import SCALES, Scale
 from nightjar.dbt_args import nightly_dbt_args
+from nightjar.pii_key import KEY_FILE_NAME, ensure_key_file
 from nightjar.settings import DBT_PROJECT_DIR, REPO_ROOT
 
 HANDWRITTEN_SQL = REPO_ROOT / "benchmarks" / "handwritten_marts.sql"
@@ -58,6 +59,8 @@ class Runner:
     # -- environment ---------------------------------------------------------------------
     def env(self, data_dir: Path, warehouse: Path) -> dict[str, str]:
         env = {k: v for k, v in os.environ.items() if not k.startswith("NIGHTJAR_")}
+        # the bench shop's own PII key file, read by dbt and by the hand-written marts alike
+        ensure_key_file(data_dir / KEY_FILE_NAME, environ=env)
         env.update(
             NIGHTJAR_DATA_DIR=str(data_dir),
             NIGHTJAR_WAREHOUSE=str(warehouse),

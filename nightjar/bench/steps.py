@@ -127,7 +127,12 @@ def shop_duckdb(a: dict) -> dict:
 
 @step
 def handwritten(a: dict) -> dict:
+    from nightjar.pii_key import read_key
+    from nightjar.settings import get_settings
+
     con = _connect(a["warehouse"], a.get("config"))
+    # the script pseudonymises with the key dbt uses, from the same session variable
+    con.execute("SET VARIABLE nightjar_pii_key = ?", [read_key(get_settings().pii_key_file)])
     con.execute(Path(a["sql_file"]).read_text())
     n = con.execute("SELECT count(*) FROM hw.fct_sessions").fetchone()[0]
     con.close()

@@ -53,7 +53,7 @@ INGEST_CODE = (
 # ---------------------------------------------------------------------------- data dirs
 def settings_env(data_dir: Path, **extra: str) -> dict[str, str]:
     """A full environment for a subprocess pointed at ``data_dir`` (and nothing else)."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith("NIGHTJAR_")}
+    env = {k: v for k, v in os.environ.items() if not k.startswith("NIGHTJAR_") or k == "NIGHTJAR_PII_KEY"}
     env.update({"NIGHTJAR_DATA_DIR": str(data_dir), "NIGHTJAR_WAREHOUSE": str(data_dir / "warehouse.duckdb"),
                 "DBT_SEND_ANONYMOUS_USAGE_STATS": "false", "PYTHONUNBUFFERED": "1"})
     env.update(extra)

@@ -13,8 +13,9 @@ latest as (
 renamed as (
 
     select
-        cast(customer_id as {{ dbt.type_string() }}) as customer_id,
-        -- PII: only the hash leaves staging; the address itself is not selected.
+        -- PII: an e-mail-shaped id becomes its keyed HMAC, as user_id does in stg_events
+        {{ nightjar.pseudonymise_identifier('cast(customer_id as ' ~ dbt.type_string() ~ ')') }} as customer_id,
+        -- PII: only the keyed hash leaves staging; the address itself is not selected.
         {{ nightjar.hash_email('email') }} as email_hash,
         upper(trim(country)) as country,
         {{ nightjar.to_utc_timestamp('created_at') }} as created_at,

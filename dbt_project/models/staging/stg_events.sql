@@ -29,6 +29,7 @@
     count(*) over (partition by event_id) as copies,
     max({{ nightjar.to_utc_timestamp('_loaded_at') }}) over (partition by event_id) as _last_loaded_at
 {%- endset -%}
+{%- set page_url_raw = nightjar.json_field('_context_fields', 'context', context_paths, 'page.url') -%}
 {%- set raw_columns = ['event_id', 'event_name', adapter.quote('timestamp'), 'received_at', 'anonymous_id', 'user_id', 'session_id', 'properties', 'context', '_file', '_line', '_loaded_at'] -%}
 
 {#- The ~1 KB JSON documents never go through a window or a large join (README "stg_events").
@@ -150,8 +151,10 @@ renamed as (
             {{ nightjar.to_utc_timestamp('received_at') }},
             {{ nightjar.to_utc_timestamp(adapter.quote('timestamp')) }}
         ) as received_at,
-        cast(anonymous_id as {{ dbt.type_string() }}) as anonymous_id,
-        nullif(trim(cast(user_id as {{ dbt.type_string() }})), '') as user_id,
+        -- PII: identifiers shaped like an e-mail address become their keyed HMAC, as the
+        -- shop's customer_id does in stg_customers / stg_orders (so they still join)
+        {{ nightjar.pseudonymise_identifier('cast(anonymous_id as ' ~ dbt.type_string() ~ ')') }} as anonymous_id,
+        {{ nightjar.pseudonymise_identifier("nullif(trim(cast(user_id as " ~ dbt.type_string() ~ ")), '')") }} as user_id,
         cast(session_id as {{ dbt.type_string() }}) as client_session_id,
         cast(properties as {{ dbt.type_string() }}) as properties,
         cast(context as {{ dbt.type_string() }}) as context,
@@ -190,14 +193,15 @@ extracted as (
         user_id,
         client_session_id,
 
-        -- context
-        {{ nightjar.json_field('_context_fields', 'context', context_paths, 'page.url') }} as page_url,
-        {{ nightjar.json_field('_context_fields', 'context', context_paths, 'page.path') }} as page_path,
-        {{ nightjar.json_field('_context_fields', 'context', context_paths, 'page.referrer') }} as referrer,
+        -- context; URLs lose their query string and fragment (e-mails, tokens, IPs passed as
+        -- parameters), after the UTM parameters of the page URL are read from it
+        {{ nightjar.strip_url_query(page_url_raw) }} as page_url,
+        {{ nightjar.strip_url_query(nightjar.json_field('_context_fields', 'context', context_paths, 'page.path')) }} as page_path,
+        {{ nightjar.strip_url_query(nightjar.json_field('_context_fields', 'context', context_paths, 'page.referrer')) }} as referrer,
         {{ nightjar.json_field('_context_fields', 'context', context_paths, 'page.title') }} as page_title,
-        {{ nightjar.json_field('_context_fields', 'context', context_paths, 'campaign.source') }} as utm_source,
-        {{ nightjar.json_field('_context_fields', 'context', context_paths, 'campaign.medium') }} as utm_medium,
-        {{ nightjar.json_field('_context_fields', 'context', context_paths, 'campaign.name') }} as utm_campaign,
+        coalesce({{ nightjar.json_field('_context_fields', 'context', context_paths, 'campaign.source') }}, {{ nightjar.url_query_param(page_url_raw, 'utm_source') }}) as utm_source,
+        coalesce({{ nightjar.json_field('_context_fields', 'context', context_paths, 'campaign.medium') }}, {{ nightjar.url_query_param(page_url_raw, 'utm_medium') }}) as utm_medium,
+        coalesce({{ nightjar.json_field('_context_fields', 'context', context_paths, 'campaign.name') }}, {{ nightjar.url_query_param(page_url_raw, 'utm_campaign') }}) as utm_campaign,
         {{ nightjar.json_field('_context_fields', 'context', context_paths, 'user_agent') }} as user_agent,
         {{ nightjar.json_field('_context_fields', 'context', context_paths, 'locale') }} as locale,
         {{ nightjar.json_field('_context_fields', 'context', context_paths, 'timezone') }} as client_timezone,

@@ -31,6 +31,11 @@ renamed as (
         cast(latest.quantity as {{ dbt.type_bigint() }}) as quantity,
         cast(latest.unit_price as {{ nightjar.type_double() }}) as unit_price
     from latest
+    -- the items of a quarantined order count nowhere, like the order (stg_orders_rejected)
+    where not exists (
+        select 1 from {{ ref('stg_orders_rejected') }} as rejected
+        where rejected.order_id = cast(latest.order_id as {{ dbt.type_string() }})
+    )
 
 )
 
