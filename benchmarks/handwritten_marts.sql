@@ -1,6 +1,7 @@
 -- Hand-written DuckDB script computing the same marts as the dbt project
 -- (fct_sessions, fct_daily_metrics, fct_retention_daily, fct_retention_weekly,
--- dim_customers, fct_funnel_daily) from the raw layer, into schema `hw`.
+-- dim_customers, fct_funnel_daily, fct_attribution, fct_channel_daily) from the raw layer,
+-- into schema `hw`.
 --
 -- The baseline of `nightjar bench` section 3 (dbt build vs this script). It follows the
 -- definitions of DESIGN.md §2 exactly as the dbt models implement them (the bench's
@@ -87,6 +88,33 @@ WHERE NOT ev.is_bot;
 CREATE OR REPLACE TEMP TABLE activity AS
 SELECT user_key, event_date AS activity_date FROM st GROUP BY ALL;
 
+-- default channel grouping (the rules of the dbt seed channel_rules, written out as one CASE):
+-- campaign source/medium first, else the referrer, else direct
+CREATE OR REPLACE TEMP MACRO channel_of(src, med, ref) AS (
+    CASE
+        WHEN coalesce(trim(src), '') <> '' OR coalesce(trim(med), '') <> '' THEN CASE
+            WHEN regexp_matches(coalesce(trim(src), ''), '^([a-z0-9-]+\.)*(google|bing|yahoo|duckduckgo|baidu|yandex|ecosia|naver|startpage|qwant|brave|ask|aol)(\.[a-z.]+)?$', 'i')
+                 AND regexp_matches(coalesce(trim(med), ''), '^(.*cp.*|ppc|retargeting|paid.*)$', 'i') THEN 'paid_search'
+            WHEN regexp_matches(coalesce(trim(src), ''), '^([a-z0-9-]+\.)*(facebook|fb|instagram|ig|tiktok|twitter|t\.co|x|linkedin|lnkd\.in|pinterest|reddit|snapchat|youtube|threads|tumblr|quora|meta)(\.[a-z.]+)?$', 'i')
+                 AND regexp_matches(coalesce(trim(med), ''), '^(.*cp.*|ppc|retargeting|paid.*)$', 'i') THEN 'paid_social'
+            WHEN regexp_matches(coalesce(trim(med), ''), '^(display|banner|expandable|interstitial|cpm)$', 'i') THEN 'display'
+            WHEN regexp_matches(coalesce(trim(med), ''), '^(.*cp.*|ppc|retargeting|paid.*)$', 'i') THEN 'other'
+            WHEN regexp_matches(coalesce(trim(src), ''), '^([a-z0-9-]+\.)*(facebook|fb|instagram|ig|tiktok|twitter|t\.co|x|linkedin|lnkd\.in|pinterest|reddit|snapchat|youtube|threads|tumblr|quora|meta)(\.[a-z.]+)?$', 'i')
+                 OR regexp_matches(coalesce(trim(med), ''), '^(social|social-network|social-media|sm|social network|social media)$', 'i') THEN 'organic_social'
+            WHEN regexp_matches(coalesce(trim(src), ''), '^([a-z0-9-]+\.)*(google|bing|yahoo|duckduckgo|baidu|yandex|ecosia|naver|startpage|qwant|brave|ask|aol)(\.[a-z.]+)?$', 'i')
+                 OR lower(coalesce(trim(med), '')) = 'organic' THEN 'organic_search'
+            WHEN lower(coalesce(trim(med), '')) IN ('referral', 'app', 'link') THEN 'referral'
+            WHEN lower(coalesce(trim(src), '')) IN ('email', 'e-mail', 'e_mail', 'e mail') OR lower(coalesce(trim(med), '')) IN ('email', 'e-mail', 'e_mail', 'e mail') THEN 'email'
+            WHEN lower(coalesce(trim(med), '')) = 'affiliate' THEN 'affiliate'
+            ELSE 'other' END
+        WHEN coalesce(trim(ref), '') <> '' THEN CASE
+            WHEN regexp_matches(coalesce(trim(ref), ''), '^[a-z]+://([^/]*\.)?shop\.nightjar\.example(:[0-9]+)?(/|$)', 'i') THEN 'direct'
+            WHEN regexp_matches(coalesce(trim(ref), ''), '^[a-z]+://([^/]*\.)?(google|bing|yahoo|duckduckgo|baidu|yandex|ecosia|naver|startpage|qwant|brave|ask|aol)\.[a-z.]+(:[0-9]+)?(/|$)', 'i') THEN 'organic_search'
+            WHEN regexp_matches(coalesce(trim(ref), ''), '^[a-z]+://([^/]*\.)?(facebook|fb|instagram|tiktok|twitter|t|x|linkedin|lnkd|pinterest|reddit|snapchat|youtube|threads|tumblr|quora)\.[a-z.]+(:[0-9]+)?(/|$)', 'i') THEN 'organic_social'
+            ELSE 'referral' END
+        ELSE 'direct' END
+);
+
 -- sessions: gap > 30 minutes starts a new one
 CREATE TABLE hw.fct_sessions AS
 WITH flagged AS (
@@ -121,7 +149,8 @@ SELECT
     (epoch(session_end) - epoch(session_start) >= 10 OR page_views >= 2 OR purchases > 0) AS is_engaged,
     NOT (epoch(session_end) - epoch(session_start) >= 10 OR page_views >= 2 OR purchases > 0) AS is_bounce,
     purchases > 0 AS converted,
-    f.page_path AS landing_page, f.referrer, f.utm_source, f.utm_medium, f.utm_campaign, f.device_type, f.country,
+    f.page_path AS landing_page, f.referrer, f.utm_source, f.utm_medium, f.utm_campaign,
+    channel_of(f.utm_source, f.utm_medium, f.referrer) AS channel, f.device_type, f.country,
     session_number
 FROM agg;
 
@@ -347,4 +376,78 @@ SELECT metric_date, viewers, product_viewers, cart_adders, checkout_starters, pu
     purchasers / nullif(viewers, 0)::DOUBLE AS overall_conversion_rate
 FROM d;
 
-DROP TABLE ev; DROP TABLE idmap; DROP TABLE st; DROP TABLE activity; DROP TABLE orders; DROP TABLE order_units; DROP TABLE rates;
+-- attribution: an order's touchpoints are its customer's sessions that start in the 30 days up
+-- to the order; six models, every touchpoint under every model; no touchpoint -> one direct row
+CREATE OR REPLACE TEMP TABLE attribution_models AS
+SELECT * FROM (VALUES ('first_touch'), ('last_touch'), ('last_non_direct_touch'), ('linear'), ('time_decay'),
+    ('position_based')) AS t(model);
+
+CREATE TABLE hw.fct_attribution AS
+WITH o AS (
+    SELECT order_id, customer_id, created_at, order_date, total_amount_usd, is_refunded FROM orders WHERE NOT is_cancelled
+), tp AS (
+    SELECT o.order_id, s.session_id, s.session_start, s.channel,
+        (epoch(o.created_at) - epoch(s.session_start)) / 86400.0 AS age_days,
+        row_number() OVER (PARTITION BY o.order_id ORDER BY s.session_start, s.session_id) AS k,
+        count(*) OVER (PARTITION BY o.order_id) AS n
+    FROM o JOIN hw.fct_sessions s
+        ON s.customer_id = o.customer_id AND s.session_start BETWEEN o.created_at - INTERVAL 30 DAY AND o.created_at
+), per_order AS (
+    SELECT order_id, coalesce(max(k) FILTER (WHERE channel <> 'direct'), max(n)) AS k_last_non_direct,
+        sum(pow(0.5, age_days / 7)) AS decay_total
+    FROM tp GROUP BY order_id
+), credited AS (
+    SELECT tp.*, m.model,
+        CASE m.model
+            WHEN 'first_touch' THEN (k = 1)::DOUBLE
+            WHEN 'last_touch' THEN (k = n)::DOUBLE
+            WHEN 'last_non_direct_touch' THEN (k = p.k_last_non_direct)::DOUBLE
+            WHEN 'linear' THEN 1.0 / n
+            WHEN 'time_decay' THEN pow(0.5, age_days / 7) / p.decay_total
+            ELSE CASE WHEN n = 1 THEN 1.0 WHEN n = 2 THEN 0.5 WHEN k = 1 OR k = n THEN 0.4 ELSE 0.2 / (n - 2) END
+        END AS credit
+    FROM tp JOIN per_order p USING (order_id) CROSS JOIN attribution_models m
+)
+SELECT o.order_id, o.customer_id, o.order_date, o.created_at AS ordered_at, c.model AS attribution_model,
+    c.k AS touchpoint_number, c.n AS touchpoints, c.session_id, c.session_start, c.channel, true AS is_attributed,
+    c.age_days AS days_before_order, c.credit, c.credit * o.total_amount_usd AS credited_revenue_usd,
+    o.total_amount_usd AS order_revenue_usd, o.is_refunded
+FROM credited c JOIN o USING (order_id)
+UNION ALL
+SELECT o.order_id, o.customer_id, o.order_date, o.created_at, m.model, 0, 0, NULL, NULL, 'direct', false, NULL,
+    1.0, o.total_amount_usd, o.total_amount_usd, o.is_refunded
+FROM o CROSS JOIN attribution_models m
+WHERE o.order_id NOT IN (SELECT order_id FROM tp);
+
+-- per day and channel: sessions (by start date) and credited orders / revenue (by order date)
+CREATE TABLE hw.fct_channel_daily AS
+WITH s AS (
+    SELECT session_date AS metric_date, channel, count(*) AS sessions, count(*) FILTER (WHERE converted) AS converted_sessions
+    FROM hw.fct_sessions GROUP BY ALL
+), a AS (
+    SELECT order_date AS metric_date, channel,
+        sum(credit) FILTER (WHERE attribution_model = 'first_touch') AS ft_o,
+        sum(credited_revenue_usd) FILTER (WHERE attribution_model = 'first_touch') AS ft_r,
+        sum(credit) FILTER (WHERE attribution_model = 'last_touch') AS lt_o,
+        sum(credited_revenue_usd) FILTER (WHERE attribution_model = 'last_touch') AS lt_r,
+        sum(credit) FILTER (WHERE attribution_model = 'last_non_direct_touch') AS lnd_o,
+        sum(credited_revenue_usd) FILTER (WHERE attribution_model = 'last_non_direct_touch') AS lnd_r,
+        sum(credit) FILTER (WHERE attribution_model = 'linear') AS li_o,
+        sum(credited_revenue_usd) FILTER (WHERE attribution_model = 'linear') AS li_r,
+        sum(credit) FILTER (WHERE attribution_model = 'time_decay') AS td_o,
+        sum(credited_revenue_usd) FILTER (WHERE attribution_model = 'time_decay') AS td_r,
+        sum(credit) FILTER (WHERE attribution_model = 'position_based') AS pb_o,
+        sum(credited_revenue_usd) FILTER (WHERE attribution_model = 'position_based') AS pb_r
+    FROM hw.fct_attribution GROUP BY ALL
+)
+SELECT metric_date, channel, coalesce(s.sessions, 0) AS sessions, coalesce(s.converted_sessions, 0) AS converted_sessions,
+    coalesce(ft_o, 0) AS attributed_orders_first_touch, coalesce(ft_r, 0) AS attributed_revenue_usd_first_touch,
+    coalesce(lt_o, 0) AS attributed_orders_last_touch, coalesce(lt_r, 0) AS attributed_revenue_usd_last_touch,
+    coalesce(lnd_o, 0) AS attributed_orders_last_non_direct_touch,
+    coalesce(lnd_r, 0) AS attributed_revenue_usd_last_non_direct_touch,
+    coalesce(li_o, 0) AS attributed_orders_linear, coalesce(li_r, 0) AS attributed_revenue_usd_linear,
+    coalesce(td_o, 0) AS attributed_orders_time_decay, coalesce(td_r, 0) AS attributed_revenue_usd_time_decay,
+    coalesce(pb_o, 0) AS attributed_orders_position_based, coalesce(pb_r, 0) AS attributed_revenue_usd_position_based
+FROM s FULL OUTER JOIN a USING (metric_date, channel);
+
+DROP TABLE attribution_models; DROP TABLE ev; DROP TABLE idmap; DROP TABLE st; DROP TABLE activity; DROP TABLE orders; DROP TABLE order_units; DROP TABLE rates;

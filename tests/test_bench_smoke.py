@@ -51,7 +51,8 @@ def test_bench_xs_writes_results_and_handwritten_marts_match_dbt(tmp_path: Path)
     assert db["slowdown_wall"] > 0
     cmp = db["comparison"]
     assert set(cmp["tables"]) == {"fct_sessions", "fct_daily_metrics", "fct_retention_daily",
-                                  "fct_retention_weekly", "dim_customers", "fct_funnel_daily"}
+                                  "fct_retention_weekly", "dim_customers", "fct_funnel_daily",
+                                  "fct_attribution", "fct_channel_daily"}
     for table, c in cmp["tables"].items():
         assert c["rows_dbt"] > 0, table
         assert c["equal"], (table, c)

@@ -39,7 +39,7 @@ D1, D2, D3, D4, D5 = (dt.date(2025, 1, d) for d in (6, 7, 8, 9, 10))
 EUR50 = 50 / 0.92
 GBP10 = 10 / 0.79
 MARTS = ["fct_sessions", "fct_daily_metrics", "fct_retention_daily", "fct_retention_weekly",
-         "dim_customers", "fct_funnel_daily"]
+         "dim_customers", "fct_funnel_daily", "fct_attribution", "fct_channel_daily"]
 COMPARED = ["staging.stg_events", "staging.stg_orders", "staging.stg_order_items",
             "staging.stg_customers", "staging.stg_products", "intermediate.int_identity_map",
             "intermediate.int_events_stitched", "intermediate.int_user_activity_daily",
@@ -135,6 +135,48 @@ def test_sessions(base):
     ids = query(base, "select session_id from marts.fct_sessions")
     assert len({r[0] for r in ids}) == 5
     assert query(base, "select count(*) from marts.fct_sessions where user_key = 'b1'") == [(0,)]
+
+
+def credits(warehouse: Path, order_id: str) -> dict[str, list[tuple]]:
+    """{model: [(session_start, channel, credit rounded), ...] by touchpoint} of one order."""
+    rows = query(warehouse, "select attribution_model, session_start, channel, round(credit, 6) "
+                            "from marts.fct_attribution where order_id = ? order by 1, touchpoint_number", [order_id])
+    out: dict[str, list[tuple]] = {}
+    for model, start, channel, credit in rows:
+        out.setdefault(model, []).append((start, channel, credit))
+    return out
+
+
+def test_channels_and_attribution(base):
+    # c1's first session comes from google/cpc (paid search); the rest carry no tags or referrer
+    assert query(base, "select user_key, session_start, channel from marts.fct_sessions order by 1, 2") == [
+        ("a2", ts(D1, 23, 50), "direct"), ("a2", ts(D3, 9), "direct"),
+        ("c1", ts(D1, 10), "paid_search"), ("c1", ts(D1, 11, 0, 6), "direct"),
+        ("c2", ts(D2, 12), "direct"),
+    ]
+    # o1 (D1 11:00:19) has both of c1's sessions as touchpoints; so has o4 (D3), within 30 days
+    paid, direct = (ts(D1, 10), "paid_search"), (ts(D1, 11, 0, 6), "direct")
+    assert credits(base, "o1") == {
+        "first_touch": [(*paid, 1.0), (*direct, 0.0)],
+        "last_touch": [(*paid, 0.0), (*direct, 1.0)],
+        "last_non_direct_touch": [(*paid, 1.0), (*direct, 0.0)],
+        "linear": [(*paid, 0.5), (*direct, 0.5)],
+        "time_decay": [(*paid, round(1 / (1 + 2 ** (3606 / 86400 / 7)), 6)),
+                       (*direct, round(1 / (1 + 2 ** (-3606 / 86400 / 7)), 6))],
+        "position_based": [(*paid, 0.5), (*direct, 0.5)],
+    }
+    assert credits(base, "o4")["first_touch"] == [(*paid, 1.0), (*direct, 0.0)]
+    # the cancelled o3 has no rows; every order's credits sum to 1 and its revenue per model
+    assert query(base, """select order_id, attribution_model, round(sum(credit), 9), round(sum(credited_revenue_usd), 6)
+                          from marts.fct_attribution group by 1, 2 having attribution_model = 'linear' order by 1""") == [
+        ("o1", "linear", 1.0, 100.0), ("o2", "linear", 1.0, round(EUR50, 6)), ("o4", "linear", 1.0, 30.0)]
+    assert query(base, """select metric_date, channel, sessions, converted_sessions, attributed_orders_first_touch,
+                                 round(attributed_revenue_usd_last_touch, 6), attributed_orders_linear
+                          from marts.fct_channel_daily order by 1, 2""") == [
+        (D1, "direct", 2, 1, 0.0, 100.0, 0.5), (D1, "paid_search", 1, 0, 1.0, 0.0, 0.5),
+        (D2, "direct", 1, 0, 1.0, round(EUR50, 6), 1.0),
+        (D3, "direct", 1, 0, 0.0, 30.0, 0.5), (D3, "paid_search", 0, 0, 1.0, 0.0, 0.5),
+    ]
 
 
 def test_daily_metrics(base):
@@ -285,6 +327,11 @@ def test_incremental_equals_full_refresh(base, work):
         (D4, 3, 3, 1, round(GBP10, 6), 0.0, round(GBP10, 6)),       # o5 GBP 10
     ])
     assert query(inc, "select count(*), sum(copies) from staging.stg_events") == [(18, 21)]
+    # c1's late 10:45 event merged its two D1 sessions: o1 and o4 now have one touchpoint, the
+    # paid-search session, which takes all the credit that last touch gave to direct before
+    merged = [(ts(D1, 10), "paid_search", 1.0)]
+    assert credits(inc, "o1") == {m: merged for m in credits(base, "o1")}
+    assert credits(inc, "o4")["last_touch"] == merged
 
 
 def _diffs(a: Path, b: Path) -> dict[str, tuple[int, int, int]]:
@@ -333,3 +380,9 @@ def test_handover_late_cohort_move_and_an_empty_night(base, work):
         (D2, 0, 2, 2), (D2, 2, 2, 2),
     ]
     assert query(wh, "select count(*) from marts.fct_retention_daily where cohort_date > ?", [D2]) == [(0,)]
+    # a1's paid-search session went with the device to c4 (no orders): c1's orders are now
+    # credited to c1's own, direct sessions, and paid search keeps its session but no order
+    assert credits(wh, "o1")["first_touch"] == [(ts(D1, 10, 30, 5), "direct", 1.0), (ts(D1, 11, 0, 6), "direct", 0.0)]
+    assert query(wh, "select count(*) from marts.fct_attribution where channel <> 'direct'") == [(0,)]
+    assert query(wh, "select sum(sessions), sum(attributed_orders_first_touch) from marts.fct_channel_daily "
+                     "where channel = 'paid_search'") == [(1, 0.0)]

@@ -43,7 +43,7 @@ COMPARED = ["staging.stg_events", "staging.stg_orders", "staging.stg_order_items
             "staging.stg_products", "intermediate.int_identity_map", "intermediate.int_events_stitched",
             "intermediate.int_user_activity_daily", "intermediate.int_device_users", "marts.fct_sessions", "marts.fct_daily_metrics",
             "marts.fct_retention_daily", "marts.fct_retention_weekly", "marts.fct_funnel_daily",
-            "marts.dim_customers"]
+            "marts.dim_customers", "marts.fct_attribution", "marts.fct_channel_daily"]
 
 
 def project_defs(*extra: dg.Definitions) -> dg.Definitions:

@@ -16,7 +16,8 @@ from nightjar.report import build_report, kpi_summary
 
 AS_OF = date(2025, 3, 31)  # the fixture's last metric day ("yesterday")
 DAYS = 60
-SECTIONS = ("kpis", "active-users", "sessions", "revenue", "retention", "funnel", "churn", "alerts", "data-quality")
+SECTIONS = ("kpis", "active-users", "sessions", "revenue", "retention", "funnel", "channels", "churn", "alerts",
+            "data-quality")
 # A reference to a remote resource: src/href/url()/@import/xmlns pointing at http(s).
 REMOTE_REF = re.compile(r"""(src|href|action|xmlns(:\w+)?)\s*=\s*["']?\s*(https?:)?//|url\(\s*["']?\s*(https?:)?//|@import""", re.I)
 
@@ -84,6 +85,20 @@ def build_fixture_warehouse(path: Path, *, only: set[str] | None = None, empty: 
                 "insert into marts.fct_funnel_daily values (?,?,?,?,?,?,?,?,?,?,?)",
                 [(d, 1000, 500, 200, 100, 40, 0.5, 0.4, 0.5, 0.4, 0.04) for d in days],
             )
+    if want("marts.fct_channel_daily"):  # the dbt model's layout: a pair of columns per attribution model
+        models = ("first_touch", "last_touch", "last_non_direct_touch", "linear", "time_decay", "position_based")
+        con.execute(
+            "create table marts.fct_channel_daily(metric_date date, channel varchar, sessions bigint, "
+            "converted_sessions bigint, "
+            + ", ".join(f"attributed_orders_{m} double, attributed_revenue_usd_{m} double" for m in models) + ")"
+        )
+        if "marts.fct_channel_daily" not in empty:
+            paid = (300.0, 200.0, 250.0, 240.0, 230.0, 260.0)  # revenue per model and day
+            rows = []
+            for d in days:
+                rows.append((d, "paid_search", 100, 5, *(x for r in paid for x in (r / 50, r))))
+                rows.append((d, "direct", 50, 2, *(x for _ in models for x in (2.0, 100.0))))
+            con.executemany("insert into marts.fct_channel_daily values (" + ",".join("?" * 16) + ")", rows)
     if want("ml.demand_forecast"):
         con.execute(
             """create table ml.demand_forecast(series_id varchar, metric varchar, forecast_date date, yhat double,
@@ -245,6 +260,11 @@ def test_materialized_report_is_self_contained_and_complete(data_dir: Path) -> N
     # funnel over 7 days: 7,000 viewers, 280 purchasers = 4.0% of the first step
     funnel = html.split('id="funnel"')[1].split("</section>")[0]
     assert "7,000" in funnel and "280" in funnel and "4.0%" in funnel
+    # channels over 30 days: paid search first (last non-direct revenue), 5 % of its sessions convert
+    channels = html.split('id="channels"')[1].split("</section>")[0]
+    table = channels.split("<tbody>")[1]
+    assert table.index("paid_search") < table.index("direct")
+    assert "3,000" in channels and "5.0%" in channels and "$7,500.00" in channels and "$9,000.00" in channels
     # forecast: the latest run (v2) of the total net revenue series
     assert "prophet v2" in html and "v1" not in html.split('id="revenue"')[1].split("</section>")[0]
     # churn: 200 scored, bands, and which model scored (here a baseline champion)

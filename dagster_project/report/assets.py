@@ -3,8 +3,8 @@
 import dagster as dg
 
 from dagster_project.keys import (
-    ALERT_EVENTS, CHURN_SCORES, DEMAND_FORECAST, DQ_TABLES, FCT_DAILY_METRICS, FCT_FUNNEL_DAILY, FCT_RETENTION_WEEKLY,
-    KPI_REPORT,
+    ALERT_EVENTS, CHURN_SCORES, DEMAND_FORECAST, DQ_TABLES, FCT_CHANNEL_DAILY, FCT_DAILY_METRICS, FCT_FUNNEL_DAILY,
+    FCT_RETENTION_WEEKLY, KPI_REPORT,
 )
 from dagster_project.resources import WAREHOUSE_POOL, WarehouseResource
 from nightjar.report import generate_report
@@ -13,8 +13,8 @@ from nightjar.report import generate_report
 # The tables the report reads. Retention: the weekly mart (the daily one is a fallback
 # read when present, but is not a dependency: the report should not wait on it). The
 # data-quality section reads the monitoring.dq_* measures.
-REPORT_DEPS = [FCT_DAILY_METRICS, FCT_RETENTION_WEEKLY, FCT_FUNNEL_DAILY, DEMAND_FORECAST, CHURN_SCORES, ALERT_EVENTS,
-               *DQ_TABLES]
+REPORT_DEPS = [FCT_DAILY_METRICS, FCT_RETENTION_WEEKLY, FCT_FUNNEL_DAILY, FCT_CHANNEL_DAILY, DEMAND_FORECAST,
+               CHURN_SCORES, ALERT_EVENTS, *DQ_TABLES]
 
 
 @dg.asset(
@@ -28,8 +28,8 @@ REPORT_DEPS = [FCT_DAILY_METRICS, FCT_RETENTION_WEEKLY, FCT_FUNNEL_DAILY, DEMAND
     owners=["team:analytics"],
     description=(
         "Self-contained HTML KPI report (DAU/WAU/MAU, sessions and conversion, revenue with the "
-        "demand forecast, retention heatmap, funnel, churn risk, recent alerts) written to "
-        "`<data dir>/reports/kpi_report_<date>.html` and `kpi_report_latest.html`."
+        "demand forecast, retention heatmap, funnel, channels and attribution, churn risk, recent "
+        "alerts) written to `<data dir>/reports/kpi_report_<date>.html` and `kpi_report_latest.html`."
     ),
 )
 def kpi_report(context: dg.AssetExecutionContext, warehouse: WarehouseResource) -> dg.MaterializeResult:

@@ -36,7 +36,7 @@ from nightjar.settings import DBT_PROJECT_DIR, REPO_ROOT
 
 HANDWRITTEN_SQL = REPO_ROOT / "benchmarks" / "handwritten_marts.sql"
 MART_TABLES = ["fct_sessions", "fct_daily_metrics", "fct_retention_daily", "fct_retention_weekly",
-               "dim_customers", "fct_funnel_daily"]
+               "dim_customers", "fct_funnel_daily", "fct_attribution", "fct_channel_daily"]
 BIN = Path(sys.executable).parent
 # the nightly job's ingestion + dbt part: the same steps that section 5 runs directly
 # (the ML, alerts and report assets downstream are not part of the comparison)

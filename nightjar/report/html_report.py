@@ -45,6 +45,7 @@ SOURCE_TABLES = (
     ("marts", "fct_retention_weekly"),
     ("marts", "fct_retention_daily"),
     ("marts", "fct_funnel_daily"),
+    ("marts", "fct_channel_daily"),
     ("ml", "demand_forecast"),
     ("ml", "churn_scores"),
     ("alerts", "alert_events"),
@@ -403,6 +404,59 @@ def _section_funnel(con, as_of) -> Section:
     return s
 
 
+# (label, model) of the attribution models, as fct_channel_daily's column suffixes
+ATTRIBUTION_MODELS: tuple[tuple[str, str], ...] = (
+    ("first touch", "first_touch"),
+    ("last touch", "last_touch"),
+    ("last non-direct", "last_non_direct_touch"),
+    ("linear", "linear"),
+    ("time decay", "time_decay"),
+    ("position based", "position_based"),
+)
+CHANNEL_DAYS = 30
+
+
+def _section_channels(con, as_of) -> Section:
+    """Sessions and attributed revenue by channel over the last 30 days, one column per model."""
+    s = Section("channels", "Channels and attribution")
+    cols = _require(con, "marts", "fct_channel_daily", "metric_date", "channel", "sessions")
+    models = [(label, m) for label, m in ATTRIBUTION_MODELS if f"attributed_revenue_usd_{m}" in cols]
+    if not models:
+        raise TableUnavailable("marts.fct_channel_daily has no attributed revenue columns")
+    end = con.execute('select max(metric_date)::date from "marts"."fct_channel_daily"').fetchone()[0]
+    if as_of is not None and as_of < end:
+        end = as_of
+    start = end - timedelta(days=CHANNEL_DAYS - 1)
+    converted = "sum(converted_sessions)" if "converted_sessions" in cols else "null"
+    revenue = ", ".join(f'sum("attributed_revenue_usd_{m}")' for _, m in models)
+    # ordered by the GA4 default reporting model (last non-direct) when present, else the first
+    key = next((i for i, (_, m) in enumerate(models) if m == "last_non_direct_touch"), 0)
+    rows = con.execute(
+        f'select channel, sum(sessions), {converted}, {revenue} from "marts"."fct_channel_daily" '
+        f"where metric_date between ? and ? group by channel order by {4 + key} desc, channel",
+        [start, end],
+    ).fetchall()
+    if not rows:
+        raise TableUnavailable(f"marts.fct_channel_daily has no rows between {start} and {end}")
+    table_rows = []
+    for channel, sessions, conv, *rev in rows:
+        rate = _f(conv) / _f(sessions) if conv is not None and sessions else None
+        table_rows.append([str(channel), format_value(_f(sessions), "int"),
+                           "–" if rate is None else f"{rate * 100:.1f}%",
+                           *(format_value(_f(v), "usd") for v in rev)])
+    labels = [str(r[0]) for r in rows]
+    values = [_f(r[3 + key]) or 0.0 for r in rows]
+    s.body = (
+        f'<p class="muted">Sessions by channel and the revenue of the orders placed {start.isoformat()} to '
+        f"{end.isoformat()} credited to each channel by each attribution model (30-day lookback; "
+        "orders without sessions go to direct).</p>"
+        + svg.bar_chart(labels, values, horizontal=True, value_format=svg.fmt_usd,
+                        title=f"Attributed revenue, {models[key][0]} (USD)")
+        + _table(["channel", "sessions", "conversion", *(f"revenue: {label}" for label, _ in models)], table_rows)
+    )
+    return s
+
+
 def _section_churn(con) -> Section:
     s = Section("churn", "Churn risk")
     cols = _require(con, "ml", "churn_scores", "customer_id", "score")
@@ -635,6 +689,7 @@ def build_report(
         ("revenue", "Revenue and demand forecast", lambda: _section_revenue(con, as_of)),
         ("retention", "Retention cohorts", lambda: _section_retention(con)),
         ("funnel", "Purchase funnel", lambda: _section_funnel(con, as_of)),
+        ("channels", "Channels and attribution", lambda: _section_channels(con, as_of)),
         ("churn", "Churn risk", lambda: _section_churn(con)),
         ("alerts", "Recent alerts", lambda: _section_alerts(con)),
         ("data-quality", "Data quality", lambda: _section_data_quality(con)),

@@ -30,8 +30,8 @@ from .config import SimConfig
 from .dirt import MALFORMED_KINDS, make_malformed, shuffle_locally
 from .population import Population
 from .reference import (
-    ACQUISITION_WEIGHTS, BOT_AGENTS, CHANNELS, DIURNAL, EMAIL_DOMAINS, FIRST_NAMES, GEO, GEO_WEIGHTS,
-    HUMAN_DEVICE_WEIGHTS, LAST_NAMES, RETURNING_WEIGHTS, WINDOW_SHOPPER_WEIGHTS,
+    ACQUISITION_WEIGHTS, BOT_AGENTS, CHANNEL_GROUPS, CHANNELS, DIURNAL, EMAIL_DOMAINS, FIRST_NAMES, GEO,
+    GEO_WEIGHTS, HUMAN_DEVICE_WEIGHTS, LAST_NAMES, PAID_SOCIAL, RETURNING_WEIGHTS, WINDOW_SHOPPER_WEIGHTS,
 )
 from .rng import hex_id, np_stream, py_stream
 from .seasonality import CATEGORIES, traffic_multiplier
@@ -349,9 +349,11 @@ def simulate_day(world: World, writer: DayWriter) -> dict[str, int]:
         if signup is not None:
             sday, j = signup
             sp = world.signup_plan(sday)
+            # a flash-sale sign-up without earlier visits was acquired by the campaign's landing
+            acquired = PAID_SOCIAL if (sp["campaign"][j] and sp["delay"][j] == 0) else sp["channel"][j]
             c = pop.append(engagement=sp["engagement"][j], created_ms=plan.start_ms, churn_day=sp["churn_day"][j],
                            geo=sp["geo"][j], device0=sp["device0"][j], device1=sp["device1"][j],
-                           anon_day=sday, anon_j=j, channel=sp["channel"][j])
+                           anon_day=sday, anon_j=j, channel=acquired)
             plan.user_id = customer_id(c)
         r.human_session(plan)
     human_events = len(r.out)
@@ -561,7 +563,8 @@ def write_ground_truth(world: World) -> None:
             # the pre-drawn future, for evaluating churn predictions made at the end of the period
             "planned_churn_date": None if churned or churn[i] > end + 90 else date.fromordinal(churn[i]).isoformat(),
             "engagement": round(eng[i], 4), "engagement_level": engagement_level(eng[i]),
-            "acquisition_channel": CHANNELS[ch[i]], "created_at": fmt_ms(created[i]),
+            "acquisition_channel": CHANNELS[ch[i]], "acquisition_channel_group": CHANNEL_GROUPS[CHANNELS[ch[i]]],
+            "created_at": fmt_ms(created[i]),
         }
     dirt = dict(world.dirt)
     dirt["late_files_pending"] = landing.pending_files(world.out)

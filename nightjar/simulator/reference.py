@@ -58,16 +58,24 @@ BOT_AGENTS: tuple[str, ...] = (
     "PriceCompare-Crawler/3.1 (+https://pricecompare.example/crawler)",
 )
 
-# Acquisition channels (names shared with tests/ml_synthetic.py) plus "direct" for returning visits.
-CHANNELS: tuple[str, ...] = ("organic", "paid_search", "social", "email", "referral", "direct")
+# Acquisition channels (names shared with tests/ml_synthetic.py) plus "direct" for returning
+# visits and "paid_social" for the customers the marketing-spike campaign brings (never drawn:
+# weight 0, so appending it leaves every random draw unchanged).
+CHANNELS: tuple[str, ...] = ("organic", "paid_search", "social", "email", "referral", "direct", "paid_social")
+PAID_SOCIAL = CHANNELS.index("paid_social")
 # Latent engagement shift by acquisition channel: referred/email customers are stickier.
-CHANNEL_ENGAGEMENT = (0.1, -0.1, -0.3, 0.3, 0.4, 0.0)
-ACQUISITION_WEIGHTS = (0.35, 0.25, 0.2, 0.1, 0.1, 0.0)
-RETURNING_WEIGHTS = (0.15, 0.08, 0.07, 0.2, 0.05, 0.45)
-WINDOW_SHOPPER_WEIGHTS = (0.3, 0.2, 0.25, 0.02, 0.08, 0.15)
+CHANNEL_ENGAGEMENT = (0.1, -0.1, -0.3, 0.3, 0.4, 0.0, -0.3)
+ACQUISITION_WEIGHTS = (0.35, 0.25, 0.2, 0.1, 0.1, 0.0, 0.0)
+RETURNING_WEIGHTS = (0.15, 0.08, 0.07, 0.2, 0.05, 0.45, 0.0)
+WINDOW_SHOPPER_WEIGHTS = (0.3, 0.2, 0.25, 0.02, 0.08, 0.15, 0.0)
+# The default channel grouping (dbt seed channel_rules, GA4's rules) of each channel's landing
+# as campaign_json renders it: the ground truth that attribution is checked against.
+CHANNEL_GROUPS = {"organic": "organic_search", "paid_search": "paid_search", "social": "organic_social",
+                  "email": "email", "referral": "referral", "direct": "direct", "paid_social": "paid_social"}
 
 SOCIAL = (("instagram", "https://l.instagram.com/"), ("facebook", "https://l.facebook.com/"), ("tiktok", "https://www.tiktok.com/"))
-REFERRERS = ("https://outdoorgearlab.example/best-tents", "https://blog.example.org/gift-guide", "https://reddit.com/r/BuyItForLife")
+# Referring sites that are neither search engines nor social networks (GA4 counts reddit.com as social).
+REFERRERS = ("https://outdoorgearlab.example/best-tents", "https://blog.example.org/gift-guide", "https://forum.example.net/t/buy-it-for-life")
 
 SIGNUP_METHODS = ("email", "google", "apple")
 SEARCH_TERMS = (

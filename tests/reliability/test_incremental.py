@@ -64,7 +64,8 @@ def test_ten_nightly_increments_equal_a_full_refresh(night, tmp_path):
     finally:
         con.close()
     assert {t for s, t in models if s == "marts"} >= {"fct_sessions", "fct_daily_metrics", "fct_retention_daily",
-                                                     "fct_retention_weekly", "dim_customers"}
+                                                     "fct_retention_weekly", "dim_customers", "fct_funnel_daily",
+                                                     "fct_attribution", "fct_channel_daily"}
     diffs = {}
     for schema, table in models:
         na, nb, a_not_b, b_not_a = _except_all(wh, full, schema, table)

@@ -1,6 +1,8 @@
 {# One row per session (DESIGN §2): a user_key's non-bot events, split where the gap exceeds
    session_timeout_minutes, dated by their start. Incremental: the changed users from their
-   first session a change can reach (strategy replace_changed_users, README "Incrementality"). #}
+   first session a change can reach (strategy replace_changed_users, README "Incrementality").
+   `channel`: the first event's source/medium/referrer grouped by the seed channel_rules
+   (README "Channels and attribution"). #}
 -- depends_on: {{ ref('stg_events') }}
 -- depends_on: {{ ref('int_identity_map') }}
 -- depends_on: {{ ref('int_device_users') }}
@@ -156,6 +158,55 @@ first_events as (
 
 ),
 
+traffic_sources as (
+
+    -- the channel is a function of (source, medium, referrer): classify each distinct
+    -- combination once, not each session; absent and blank values are ''
+    select distinct
+        coalesce(trim(utm_source), '') as source_key,
+        coalesce(trim(utm_medium), '') as medium_key,
+        coalesce(trim(referrer), '') as referrer_key
+    from first_events
+
+),
+
+rule_matches as (
+
+    -- campaign tags (source or medium) take precedence over the referrer; the first rule
+    -- (by rule_order) of the applicable kind whose patterns all match wins
+    select
+        traffic_sources.source_key,
+        traffic_sources.medium_key,
+        traffic_sources.referrer_key,
+        rules.channel,
+        row_number() over (
+            partition by traffic_sources.source_key, traffic_sources.medium_key, traffic_sources.referrer_key
+            order by rules.rule_order
+        ) as match_rank
+    from traffic_sources
+    inner join {{ ref('channel_rules') }} as rules
+        on rules.match_on = case
+            when traffic_sources.source_key <> '' or traffic_sources.medium_key <> '' then 'utm'
+            when traffic_sources.referrer_key <> '' then 'referrer'
+            else 'none'
+        end
+        and (coalesce(rules.source_pattern, '') = ''
+             or {{ nightjar.regex_matches_ci_column('traffic_sources.source_key', 'rules.source_pattern') }})
+        and (coalesce(rules.medium_pattern, '') = ''
+             or {{ nightjar.regex_matches_ci_column('traffic_sources.medium_key', 'rules.medium_pattern') }})
+        and (coalesce(rules.referrer_pattern, '') = ''
+             or {{ nightjar.regex_matches_ci_column('traffic_sources.referrer_key', 'rules.referrer_pattern') }})
+
+),
+
+channels as (
+
+    select source_key, medium_key, referrer_key, channel
+    from rule_matches
+    where match_rank = 1
+
+),
+
 final as (
 
     select
@@ -183,6 +234,7 @@ final as (
         first_events.utm_source,
         first_events.utm_medium,
         first_events.utm_campaign,
+        coalesce(channels.channel, 'other') as channel,
         first_events.device_type,
         first_events.country,
         aggregated.session_number,
@@ -191,6 +243,10 @@ final as (
     inner join first_events
         on aggregated.user_key = first_events.user_key
         and aggregated.session_number = first_events.session_number
+    left join channels
+        on coalesce(trim(first_events.utm_source), '') = channels.source_key
+        and coalesce(trim(first_events.utm_medium), '') = channels.medium_key
+        and coalesce(trim(first_events.referrer), '') = channels.referrer_key
 
 ),
 
@@ -218,6 +274,7 @@ new_sessions as (
         cast(utm_source as {{ dbt.type_string() }}) as utm_source,
         cast(utm_medium as {{ dbt.type_string() }}) as utm_medium,
         cast(utm_campaign as {{ dbt.type_string() }}) as utm_campaign,
+        cast(channel as {{ dbt.type_string() }}) as channel,
         cast(device_type as {{ dbt.type_string() }}) as device_type,
         cast(country as {{ dbt.type_string() }}) as country,
         cast(session_number as {{ dbt.type_bigint() }}) as session_number,
