@@ -11,12 +11,14 @@ import re
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from datetime import date, datetime, timezone
 from pathlib import Path
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 DBT_PROJECT_DIR = REPO_ROOT / "dbt_project"
 DEFAULT_ALERTS_FILE = REPO_ROOT / "nightjar" / "alerts" / "default_rules.yml"
 DEFAULT_PARTITIONS_START = "2024-01-01"
+DEFAULT_EARLIEST_EVENT_DATE = date(2000, 1, 1)
 _DAY_FOLDER = re.compile(r"dt=(\d{4}-\d{2}-\d{2})")
 
 
@@ -56,6 +58,27 @@ class Settings:
     max_file_bytes: int = 2 * 1024**3
     max_file_lines: int = 10_000_000
     max_line_bytes: int = 1024**2
+    # Events whose `timestamp` is before this UTC date are rejected (`timestamp_too_early`):
+    # NIGHTJAR_EARLIEST_EVENT_DATE (YYYY-MM-DD), default 2000-01-01. Lower it to import older
+    # history; shop orders have no such floor.
+    earliest_event_date: date = DEFAULT_EARLIEST_EVENT_DATE
+
+    @property
+    def earliest_event_time(self) -> datetime:
+        """Midnight UTC of `earliest_event_date`: the earliest accepted event `timestamp`."""
+        return datetime(self.earliest_event_date.year, self.earliest_event_date.month,
+                        self.earliest_event_date.day, tzinfo=timezone.utc)
+
+    @property
+    def default_shop_db_url(self) -> str:
+        return f"sqlite:///{self.data_dir / 'shop.sqlite'}"
+
+    @property
+    def has_shop_db(self) -> bool:
+        """False for an events-only shop: NIGHTJAR_SHOP_DB_URL unset (the default URL) and no
+        `shop.sqlite` in the data dir. A URL that is set always counts, so that a wrong one
+        fails loudly instead of reading as "no shop"."""
+        return self.shop_db_url != self.default_shop_db_url or (self.data_dir / "shop.sqlite").exists()
 
     @property
     def landing_dir(self) -> Path:
@@ -118,6 +141,7 @@ class Settings:
             "NIGHTJAR_MAX_FILE_BYTES": str(self.max_file_bytes),
             "NIGHTJAR_MAX_FILE_LINES": str(self.max_file_lines),
             "NIGHTJAR_MAX_LINE_BYTES": str(self.max_line_bytes),
+            "NIGHTJAR_EARLIEST_EVENT_DATE": self.earliest_event_date.isoformat(),
         }
         if self.duckdb_memory_limit:
             env["NIGHTJAR_DUCKDB_MEMORY_LIMIT"] = self.duckdb_memory_limit
@@ -154,6 +178,7 @@ def get_settings(environ: os._Environ[str] | dict[str, str] | None = None) -> Se
         max_file_bytes=_positive_int(env, "NIGHTJAR_MAX_FILE_BYTES", 2 * 1024**3),
         max_file_lines=_positive_int(env, "NIGHTJAR_MAX_FILE_LINES", 10_000_000),
         max_line_bytes=_positive_int(env, "NIGHTJAR_MAX_LINE_BYTES", 1024**2),
+        earliest_event_date=_date(env, "NIGHTJAR_EARLIEST_EVENT_DATE", DEFAULT_EARLIEST_EVENT_DATE),
     )
 
 
@@ -168,6 +193,16 @@ def _positive_int(env, name: str, default: int) -> int:
     if value <= 0:
         raise ValueError(f"{name} must be > 0, got {raw!r}")
     return value
+
+
+def _date(env, name: str, default: date) -> date:
+    raw = env.get(name)
+    if not raw:
+        return default
+    try:
+        return date.fromisoformat(raw.strip())
+    except ValueError:
+        raise ValueError(f"{name} must be a date YYYY-MM-DD, got {raw!r}") from None
 
 
 def _non_negative_float(env, name: str, default: float) -> float:

@@ -330,3 +330,39 @@ def test_ground_truth_unknown_format_fails_loudly(tmp_path):
     path.write_text(json.dumps({"seed": 1, "customers": 5}))
     with pytest.raises(ValueError, match="unknown ground-truth format"):
         load_latent_churn(path)
+
+
+def test_uninformative_features_are_the_empty_and_constant_ones():
+    from ml.churn.feature_selection import drop_uninformative_features, uninformative_features
+
+    df = pd.DataFrame({
+        "empty": [np.nan, np.nan, np.nan],
+        "infinite": [np.inf, -np.inf, np.nan],
+        "zeros": [0.0, 0.0, 0.0],
+        "one_channel": ["unknown"] * 3,
+        "sometimes_missing": [1.0, np.nan, 1.0],  # missingness is information
+        "varies": [1.0, 2.0, 3.0],
+    })
+    assert uninformative_features(df, list(df.columns)) == {
+        "empty": "all empty", "infinite": "all empty", "zeros": "constant", "one_channel": "constant"}
+    assert drop_uninformative_features(df, list(df.columns)) == ["sometimes_missing", "varies"]
+
+
+def test_a_shop_without_events_trains_and_scores_on_order_features(caplog):
+    """Orders only: every session feature is empty or 0 and every channel unknown. Training
+    drops those columns (and says so) instead of crashing in HistGradientBoosting's binning."""
+    con = duckdb.connect()
+    build_synthetic_warehouse(con, customers=1200, days=500, seed=5)
+    con.execute("DELETE FROM marts.fct_sessions")
+    con.execute("UPDATE marts.dim_customers SET acquisition_channel = NULL")
+    with caplog.at_level("WARNING", logger="ml.churn.train"):
+        r = train_churn(con, ChurnConfig())
+    session_features = ["sessions_7d", "sessions_30d", "sessions_90d", "session_ratio_7_30", "session_ratio_30_90",
+                        "days_since_last_session", "acquisition_channel"]
+    assert not set(session_features) & set(r.model["features"])
+    assert {"recency_days", "frequency", "monetary"} <= set(r.model["features"])
+    assert any("days_since_last_session (all empty)" in m and "sessions_7d (constant)" in m for m in caplog.messages)
+    assert any(n.startswith("features without information dropped") for n in r.notes)
+    assert 0.5 < r.metrics["candidate"]["roc_auc"] <= 1
+    scores = score_customers(con, r.model, "v-orders-only", ChurnConfig(), as_of=dt.date(2024, 4, 1))
+    assert len(scores) > 100 and scores["score"].between(0, 1).all()

@@ -117,14 +117,18 @@ def features_at(con: duckdb.DuckDBPyConnection, cutoff: dt.date, customer_ids: l
     return build_features(con, pd.DataFrame({"cutoff": [cutoff] * len(customer_ids), "customer_id": customer_ids}))
 
 
-def to_matrix(df: pd.DataFrame, channels: list[str]) -> pd.DataFrame:
+def to_matrix(df: pd.DataFrame, channels: list[str], features: list[str] | None = None) -> pd.DataFrame:
     """Model input: numeric features plus the channel as a fixed-vocabulary categorical.
 
     The vocabulary is frozen at training time (stored with the model) so an unseen channel
     at scoring becomes NaN, which HistGradientBoosting treats as missing, not as a new code.
+    ``features``: the columns the model was fitted on (default: all of FEATURES; see
+    ml.churn.feature_selection for why a model may use fewer).
     """
-    X = df[NUMERIC_FEATURES].astype("float64").copy()
-    X["acquisition_channel"] = pd.Categorical(df["acquisition_channel"], categories=channels)
+    features = FEATURES if features is None else features
+    X = df[[c for c in NUMERIC_FEATURES if c in features]].astype("float64").copy()
+    if "acquisition_channel" in features:
+        X["acquisition_channel"] = pd.Categorical(df["acquisition_channel"], categories=channels)
     return X
 
 

@@ -12,7 +12,6 @@ import pandas as pd
 
 from ml import plots
 from ml.churn.config import ChurnConfig
-from ml.churn.features import FEATURES
 from ml.churn.labels import observed_range
 from ml.churn.score import score_customers, scoring_cutoff, write_scores
 from ml.churn.train import INPUT_TABLES, ChurnTrainResult, train_churn
@@ -65,7 +64,7 @@ def train_and_register(
         version,
         model=result.model,
         metrics=metrics,
-        features={"features": FEATURES, "channels": result.model["channels"], "config": dataclasses.asdict(cfg)},
+        features={"features": result.model["features"], "channels": result.model["channels"], "config": dataclasses.asdict(cfg)},
         training_window={**result.training_window, "orders_from": first, "orders_observed_until": observed_end},
         data_fingerprint=data_fingerprint(con, INPUT_TABLES),
         files=files,

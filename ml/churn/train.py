@@ -19,6 +19,7 @@ from threadpoolctl import threadpool_limits
 
 from ml.churn import evaluate
 from ml.churn.config import ChurnConfig, TooLittleHistory
+from ml.churn.feature_selection import drop_uninformative_features
 from ml.churn.features import FEATURES, build_features, replace_inf, to_matrix
 from ml.churn.labels import CutoffPlan, gap_summary, inter_purchase_gaps, labels, observed_range, plan_cutoffs
 
@@ -64,6 +65,10 @@ def fit_candidate(train: pd.DataFrame, cal: pd.DataFrame, cfg: ChurnConfig) -> d
     ranking (ROC-AUC) and it is stable with a few thousand calibration rows.
     """
     channels = sorted(train["acquisition_channel"].unique().tolist())
+    # e.g. a shop without events: every session feature is empty or 0
+    features = drop_uninformative_features(train, FEATURES, log)
+    if not features:
+        raise TooLittleHistory("no churn feature varies across the training rows")
     hgb = HistGradientBoostingClassifier(
         learning_rate=0.06,
         max_iter=300,
@@ -77,14 +82,14 @@ def fit_candidate(train: pd.DataFrame, cal: pd.DataFrame, cfg: ChurnConfig) -> d
         random_state=cfg.random_state,
     )
     with threadpool_limits(limits=cfg.n_threads, user_api="openmp"):
-        hgb.fit(replace_inf(to_matrix(train, channels)), train["churned"].to_numpy())
+        hgb.fit(replace_inf(to_matrix(train, channels, features)), train["churned"].to_numpy())
     calibrated = CalibratedClassifierCV(FrozenEstimator(hgb), method="sigmoid")
-    calibrated.fit(replace_inf(to_matrix(cal, channels)), cal["churned"].to_numpy())
-    return {"estimator": calibrated, "uncalibrated": hgb, "channels": channels, "features": FEATURES}
+    calibrated.fit(replace_inf(to_matrix(cal, channels, features)), cal["churned"].to_numpy())
+    return {"estimator": calibrated, "uncalibrated": hgb, "channels": channels, "features": features}
 
 
 def predict(model: dict[str, Any], df: pd.DataFrame, n_threads: int | None = 1) -> np.ndarray:
-    X = replace_inf(to_matrix(df, model["channels"]))
+    X = replace_inf(to_matrix(df, model["channels"], model.get("features")))
     with threadpool_limits(limits=n_threads, user_api="openmp"):
         return model["estimator"].predict_proba(X)[:, 1]
 
@@ -158,9 +163,13 @@ def train_churn(con: duckdb.DuckDBPyConnection, cfg: ChurnConfig = ChurnConfig()
         notes.append(f"training rows sampled down to {cfg.max_train_rows}")
 
     model = fit_candidate(train, cal, cfg)
+    unused = [f for f in FEATURES if f not in model["features"]]
+    if unused:
+        notes.append(f"features without information dropped before fitting: {', '.join(unused)}")
     y = test["churned"].to_numpy()
     p = predict(model, test)
-    p_raw = model["uncalibrated"].predict_proba(replace_inf(to_matrix(test, model["channels"])))[:, 1]
+    p_raw = model["uncalibrated"].predict_proba(
+        replace_inf(to_matrix(test, model["channels"], model["features"])))[:, 1]
 
     baseline_scores: dict[str, tuple[np.ndarray, bool]] = {
         "days_since_last_order": (test["recency_days"].to_numpy(), False),
