@@ -38,9 +38,12 @@ install: $(STAMP) $(if $(wildcard dbt_project/dbt_project.yml),$(MANIFEST))
 lock:
 	$(UV) pip compile pyproject.toml --extra test --python-version 3.11 -o requirements.lock
 
+# Simulates only when there is neither a shop database nor a landing file: an events-only
+# or orders-only shop is run as it is (`nightjar run` itself never simulates).
 run: install
-	@if [ -z "$$NIGHTJAR_SHOP_DB_URL" ] && [ ! -f "$(NIGHTJAR_DATA_DIR)/shop.sqlite" ]; then \
-		echo "No shop in $(NIGHTJAR_DATA_DIR): simulating the default one (2 years ending yesterday)"; \
+	@if [ -z "$$NIGHTJAR_SHOP_DB_URL" ] && [ ! -f "$(NIGHTJAR_DATA_DIR)/shop.sqlite" ] \
+		&& [ -z "$$(find "$(NIGHTJAR_DATA_DIR)/landing" -type f 2>/dev/null | head -1)" ]; then \
+		echo "No shop and no landing files in $(NIGHTJAR_DATA_DIR): simulating the default one (2 years ending yesterday)"; \
 		$(VENV)/bin/nightjar simulate --out "$(NIGHTJAR_DATA_DIR)"; \
 	fi
 	$(VENV)/bin/nightjar run

@@ -23,11 +23,15 @@ def partition_range(instance: dg.DagsterInstance, asset_graph, keys, partitions_
                     last_data_day: str | None) -> tuple[str, str] | None:
     """The days this run builds: from the first daily partition not yet materialised (by
     any selected partitioned asset) through the last day with landing data; the last
-    partition (yesterday, as the nightly schedule runs) when there is nothing older."""
+    partition (yesterday, as the nightly schedule runs) when there is nothing older, or
+    no landing data at all (an orders-only shop: the partitions follow the landing days,
+    and recording years of empty ones would only cost time)."""
     last = partitions_def.get_last_partition_key()
     if last is None:
         return None
-    end = min(last, last_data_day) if last_data_day else last
+    if last_data_day is None:
+        return last, last
+    end = min(last, last_data_day)
     all_days = set(partitions_def.get_partition_keys())
     missing: set[str] = set()
     for key in keys:

@@ -11,13 +11,14 @@ import re
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import date, datetime, timezone
 from pathlib import Path
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 DBT_PROJECT_DIR = REPO_ROOT / "dbt_project"
 DEFAULT_ALERTS_FILE = REPO_ROOT / "nightjar" / "alerts" / "default_rules.yml"
 DEFAULT_PARTITIONS_START = "2024-01-01"
+DEFAULT_EARLIEST_EVENT_DATE = date(2000, 1, 1)
 _DAY_FOLDER = re.compile(r"dt=(\d{4}-\d{2}-\d{2})")
 # a Segment export's received-day folder (Unix ms; nightjar.ingest.segment.RECEIVED_DAY_RE),
 # bounded to years 1970..9999 so that it always converts to a date
@@ -65,6 +66,27 @@ class Settings:
     # holiday_calendar.py): NIGHTJAR_HOLIDAY_COUNTRY, an ISO code of the `holidays` package,
     # default US; empty or "none" turns the holiday calendar off.
     holiday_country: str = "US"
+    # Events whose `timestamp` is before this UTC date are rejected (`timestamp_too_early`):
+    # NIGHTJAR_EARLIEST_EVENT_DATE (YYYY-MM-DD), default 2000-01-01. Lower it to import older
+    # history; shop orders have no such floor.
+    earliest_event_date: date = DEFAULT_EARLIEST_EVENT_DATE
+
+    @property
+    def earliest_event_time(self) -> datetime:
+        """Midnight UTC of `earliest_event_date`: the earliest accepted event `timestamp`."""
+        return datetime(self.earliest_event_date.year, self.earliest_event_date.month,
+                        self.earliest_event_date.day, tzinfo=timezone.utc)
+
+    @property
+    def default_shop_db_url(self) -> str:
+        return f"sqlite:///{self.data_dir / 'shop.sqlite'}"
+
+    @property
+    def has_shop_db(self) -> bool:
+        """False for an events-only shop: NIGHTJAR_SHOP_DB_URL unset (the default URL) and no
+        `shop.sqlite` in the data dir. A URL that is set always counts, so that a wrong one
+        fails loudly instead of reading as "no shop"."""
+        return self.shop_db_url != self.default_shop_db_url or (self.data_dir / "shop.sqlite").exists()
 
     @property
     def landing_dir(self) -> Path:
@@ -139,6 +161,7 @@ class Settings:
             "NIGHTJAR_MAX_FILE_LINES": str(self.max_file_lines),
             "NIGHTJAR_MAX_LINE_BYTES": str(self.max_line_bytes),
             "NIGHTJAR_HOLIDAY_COUNTRY": self.holiday_country,
+            "NIGHTJAR_EARLIEST_EVENT_DATE": self.earliest_event_date.isoformat(),
         }
         if self.duckdb_memory_limit:
             env["NIGHTJAR_DUCKDB_MEMORY_LIMIT"] = self.duckdb_memory_limit
@@ -177,6 +200,7 @@ def get_settings(environ: os._Environ[str] | dict[str, str] | None = None) -> Se
         max_file_lines=_positive_int(env, "NIGHTJAR_MAX_FILE_LINES", 10_000_000),
         max_line_bytes=_positive_int(env, "NIGHTJAR_MAX_LINE_BYTES", 1024**2),
         holiday_country=(env.get("NIGHTJAR_HOLIDAY_COUNTRY", "US") or "").strip(),
+        earliest_event_date=_date(env, "NIGHTJAR_EARLIEST_EVENT_DATE", DEFAULT_EARLIEST_EVENT_DATE),
     )
 
 
@@ -191,6 +215,16 @@ def _positive_int(env, name: str, default: int) -> int:
     if value <= 0:
         raise ValueError(f"{name} must be > 0, got {raw!r}")
     return value
+
+
+def _date(env, name: str, default: date) -> date:
+    raw = env.get(name)
+    if not raw:
+        return default
+    try:
+        return date.fromisoformat(raw.strip())
+    except ValueError:
+        raise ValueError(f"{name} must be a date YYYY-MM-DD, got {raw!r}") from None
 
 
 def _non_negative_float(env, name: str, default: float) -> float:

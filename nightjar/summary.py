@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import duckdb
 
+from nightjar.report.data_shape import DataShape, data_shape
 from nightjar.settings import Settings
 from nightjar.warehouse_lock import locked_connection
 
@@ -42,10 +43,14 @@ def _counts_block(counts: dict[str, int]) -> list[str]:
     return lines
 
 
-def _models_block(settings: Settings) -> list[str]:
+def _models_block(settings: Settings, shape: DataShape) -> list[str]:
     from ml.registry import ModelIntegrityError, ModelRegistry
 
     registry = ModelRegistry.in_artifacts(settings.artifacts_dir)
+    if shape.has_events and not shape.has_orders:
+        # an events-only shop: both models learn from orders
+        return ["Churn model: none (churn is learnt from shop orders; no orders loaded)",
+                "Demand forecast: none (it forecasts shop orders, units and revenue; no orders loaded)"]
     lines: list[str] = []
     churn, refused = None, None
     try:
@@ -111,9 +116,10 @@ def format_summary(settings: Settings) -> str:
         counts = table_counts(con)
         if not counts:
             return f"Warehouse {settings.warehouse} is empty"
-        lines = [f"Warehouse: {settings.warehouse}", "", *_counts_block(counts), ""]
+        shape = data_shape(con)
+        lines = [f"Warehouse: {settings.warehouse}", f"Data: {shape.label}", "", *_counts_block(counts), ""]
         lines += [format_kpi_summary(con), ""]
-        lines += _models_block(settings)
+        lines += _models_block(settings, shape)
         lines += ["", *_alerts_block(con, counts)]
     report = settings.reports_dir / "kpi_report_latest.html"
     lines.append("")
@@ -140,4 +146,10 @@ def format_run_account(result, selected_keys, window: tuple[str, str] | None) ->
         lines.append(f"  skipped dbt build ({len(dbt_keys)} models): {SKIP_REASON}")
     if skipped_steps:
         lines.append(f"  skipped (their inputs were not rebuilt in this run): {', '.join(skipped_steps)}")
+    # assets that ran but had nothing to do (e.g. churn without orders): their reason
+    for event in result.all_events:
+        if event.event_type == DagsterEventType.ASSET_MATERIALIZATION:
+            reason = event.materialization.metadata.get("skip_reason")
+            if reason is not None:
+                lines.append(f"  {event.asset_key.to_user_string()}: nothing produced ({getattr(reason, 'value', reason)})")
     return "\n".join(lines)

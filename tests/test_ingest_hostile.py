@@ -149,6 +149,35 @@ def test_future_skew_setting_reaches_the_load(tmp_path):
     assert _q(settings, "SELECT _line, reason FROM raw.events_rejected") == [(2, "future_timestamp")]
 
 
+def test_earliest_event_date_is_a_parameter_of_both_validators():
+    lines = [j(ev(1, timestamp="1999-12-31T23:59:59Z")), j(ev(2, timestamp="1997-03-01T10:00:00Z")),
+             j(ev(3, timestamp="1996-12-31T23:00:00-02:00"))]  # 1997-01-01 01:00 UTC
+    assert _both_paths(lines, NOW) == (["timestamp_too_early"] * 3, ["timestamp_too_early"] * 3)
+    earliest = datetime(1997, 1, 1, tzinfo=timezone.utc)
+    py = BatchBuilder(NOW, earliest=earliest)
+    py.add_lines([line.encode() for line in lines], "f")
+    assert py.n_events == 3
+    duck = DuckDBValidator(threads=1, latest=NOW + timedelta(days=1), earliest=earliest)
+    try:
+        res = duck.run(pa.table({"_file": ["f"] * 3, "_line": [1, 2, 3], "line": lines}))
+    finally:
+        duck.close()
+    assert [r["reason"] for r in res.to_pylist()] == [None, None, None]
+
+
+def test_earliest_event_date_setting_reaches_the_load(tmp_path):
+    """Years of history: NIGHTJAR_EARLIEST_EVENT_DATE lowers the floor (default 2000-01-01)."""
+    settings = get_settings({"NIGHTJAR_DATA_DIR": str(tmp_path / "data"), "NIGHTJAR_EARLIEST_EVENT_DATE": "1997-01-01"})
+    part = settings.events_dir / "dt=1997-01-01"
+    part.mkdir(parents=True)
+    (part / "a.jsonl").write_text(j(ev("old", timestamp="1997-01-01T00:00:00Z")) + "\n"
+                                  + j(ev("older", timestamp="1996-12-31T23:59:59Z")) + "\n")
+    summary = load_events(settings)
+    assert (summary["rows_loaded"], summary["rows_rejected"]) == (1, 1)
+    assert _q(settings, "SELECT event_id FROM raw.events") == [("e-old",)]
+    assert _q(settings, "SELECT _line, reason FROM raw.events_rejected") == [(2, "timestamp_too_early")]
+
+
 # -- freshness lag ---------------------------------------------------------------------------
 
 def test_freshness_lag_is_never_negative():

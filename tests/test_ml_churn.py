@@ -451,3 +451,26 @@ def test_ground_truth_unknown_format_fails_loudly(tmp_path):
     path.write_text(json.dumps({"seed": 1, "customers": 5}))
     with pytest.raises(ValueError, match="unknown ground-truth format"):
         load_latent_churn(path)
+
+
+def test_a_shop_without_events_trains_and_scores_on_order_features(caplog):
+    """Orders only: every session feature is empty or 0 and every channel unknown. Training
+    drops those columns (and says so) instead of crashing in HistGradientBoosting's binning."""
+    con = duckdb.connect()
+    build_synthetic_warehouse(con, customers=1200, days=500, seed=5)
+    con.execute("DELETE FROM staging.stg_events")
+    con.execute("DELETE FROM marts.fct_sessions")
+    con.execute("UPDATE marts.dim_customers SET acquisition_channel = NULL")
+    with caplog.at_level("WARNING", logger="ml.churn.features"):
+        r = train_churn(con, ChurnConfig())
+    session_features = ["sessions_7d", "sessions_30d", "sessions_90d", "session_ratio_7_30", "session_ratio_30_90",
+                        "days_since_last_session", "acquisition_channel"]
+    assert set(session_features) <= set(r.dropped_features)
+    assert not set(session_features) & set(r.model["features"])
+    assert {"recency_days", "frequency", "monetary"} <= set(r.model["features"])
+    assert any("dropping" in m and "days_since_last_session" in m for m in caplog.messages)
+    assert any(n.startswith("dropped empty or constant features") for n in r.notes)
+    assert 0.5 < r.metrics["candidate"]["roc_auc"] <= 1
+    champion = r.gate["champion"]
+    scores = score_customers(con, r.model, "v-orders-only", r.config, as_of=r.plan.test, model_kind=champion)
+    assert len(scores) > 100 and scores["score"].between(0, 1).all()

@@ -71,3 +71,25 @@ def test_file_caps_settings(tmp_path: Path) -> None:
     assert get_settings(s.env()).max_file_bytes == 1000 and get_settings(s.env()).max_line_bytes == 100
     with pytest.raises(ValueError, match="NIGHTJAR_MAX_FILE_LINES"):
         get_settings({"NIGHTJAR_DATA_DIR": str(tmp_path), "NIGHTJAR_MAX_FILE_LINES": "0"})
+
+
+def test_earliest_event_date_setting(tmp_path: Path) -> None:
+    from datetime import date, datetime, timezone
+
+    s = get_settings({"NIGHTJAR_DATA_DIR": str(tmp_path)})
+    assert s.earliest_event_date == date(2000, 1, 1)
+    s = get_settings({"NIGHTJAR_DATA_DIR": str(tmp_path), "NIGHTJAR_EARLIEST_EVENT_DATE": "1997-01-01"})
+    assert s.earliest_event_time == datetime(1997, 1, 1, tzinfo=timezone.utc)
+    assert get_settings(s.env()).earliest_event_date == date(1997, 1, 1)  # reaches subprocesses
+    with pytest.raises(ValueError, match="NIGHTJAR_EARLIEST_EVENT_DATE"):
+        get_settings({"NIGHTJAR_DATA_DIR": str(tmp_path), "NIGHTJAR_EARLIEST_EVENT_DATE": "1997/01/01"})
+
+
+def test_a_shop_database_is_absent_only_when_unset_and_no_shop_sqlite(tmp_path: Path) -> None:
+    assert not get_settings({"NIGHTJAR_DATA_DIR": str(tmp_path)}).has_shop_db
+    # the resolved settings handed to subprocesses carry the default URL: still absent
+    assert not get_settings(get_settings({"NIGHTJAR_DATA_DIR": str(tmp_path)}).env()).has_shop_db
+    assert get_settings({"NIGHTJAR_DATA_DIR": str(tmp_path),
+                         "NIGHTJAR_SHOP_DB_URL": "postgresql://u@h/shop"}).has_shop_db
+    (tmp_path / "shop.sqlite").touch()
+    assert get_settings({"NIGHTJAR_DATA_DIR": str(tmp_path)}).has_shop_db

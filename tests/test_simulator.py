@@ -69,7 +69,7 @@ def classify(raw: bytes) -> tuple[str | None, dict | None]:
         return "timestamp_without_offset", None
     received = _parse_ts(obj.get("received_at")) or parsed
     if parsed < datetime(2000, 1, 1, tzinfo=timezone.utc):
-        return "timestamp_before_2000", None
+        return "timestamp_too_early", None
     if parsed > received + timedelta(days=1):
         return "timestamp_after_received_at", None
     if obj.get("properties") is not None and not isinstance(obj["properties"], dict):
@@ -428,7 +428,7 @@ def test_dirt_rates_are_within_bands(shop: Shop) -> None:
 
 def test_every_malformed_kind_present_and_reconciles(dirty: Shop) -> None:
     expected = {"invalid_json", "not_an_object", "missing_event_id", "missing_event_name", "missing_anonymous_id",
-                "missing_timestamp", "unparsable_timestamp", "timestamp_without_offset", "timestamp_before_2000",
+                "missing_timestamp", "unparsable_timestamp", "timestamp_without_offset", "timestamp_too_early",
                 "timestamp_after_received_at", "properties_not_object", "context_not_object",
                 "user_id_not_string", "line_too_large"}
     assert set(dirty.rejected) == expected

@@ -25,6 +25,7 @@ from nightjar.ingest.validate import (
     MAX_ID_CHARS,
     MAX_LINE_BYTES,
     MAX_NAME_CHARS,
+    MIN_TIMESTAMP,
     REJECTED_SCHEMA,
 )
 
@@ -88,6 +89,7 @@ def _ts_reason(name: str, col: str) -> str:
 
 _IDS = ["v_event_id", "v_anonymous_id", "v_user_id", "v_session_id"]  # v_* is NULL unless a string
 _LATEST = "__LATEST__"  # replaced by the latest accepted event time (load time + skew)
+_EARLIEST = "__EARLIEST__"  # replaced by the earliest accepted event time (NIGHTJAR_EARLIEST_EVENT_DATE)
 
 SQL_TEMPLATE = f"""
 WITH b AS (
@@ -135,7 +137,7 @@ SELECT *, CASE WHEN reason IS NOT NULL THEN line END AS raw_line FROM (
 SELECT _file, _line, line,
   CASE
     WHEN r1 IS NOT NULL THEN r1
-    WHEN p_timestamp < TIMESTAMPTZ '2000-01-01 00:00:00+00' THEN 'timestamp_before_2000'
+    WHEN p_timestamp < {_EARLIEST} THEN 'timestamp_too_early'
     WHEN p_timestamp > received + INTERVAL 1 DAY THEN 'timestamp_after_received_at'
     WHEN p_timestamp > {_LATEST} OR received > {_LATEST} THEN 'future_timestamp'
     WHEN t_properties IS NOT NULL AND t_properties NOT IN ('OBJECT', 'NULL') THEN 'properties_not_object'
@@ -156,21 +158,24 @@ FROM h)
 """
 
 
-def validation_sql(latest: datetime) -> str:
-    """The validation query, with ``latest`` (the latest accepted event time) as a literal."""
-    return SQL_TEMPLATE.replace(_LATEST, f"TIMESTAMPTZ '{latest.astimezone(timezone.utc).isoformat()}'")
+def validation_sql(latest: datetime, earliest: datetime = MIN_TIMESTAMP) -> str:
+    """The validation query, with ``latest`` and ``earliest`` (the latest and earliest
+    accepted event times) as literals."""
+    return SQL_TEMPLATE.replace(_LATEST, f"TIMESTAMPTZ '{latest.astimezone(timezone.utc).isoformat()}'").replace(
+        _EARLIEST, f"TIMESTAMPTZ '{earliest.astimezone(timezone.utc).isoformat()}'")
 
 
 class DuckDBValidator:
     """Runs the validation query on one DuckDB connection: an in-memory database of its own
     (``run``, the tests' reference), or a cursor of the warehouse (``insert_valid``).
-    ``latest``: the latest accepted ``timestamp``/``received_at`` (default: now + 1 day)."""
+    ``latest``: the latest accepted ``timestamp``/``received_at`` (default: now + 1 day);
+    ``earliest``: the earliest accepted ``timestamp`` (default 2000-01-01 UTC)."""
 
     def __init__(self, threads: int = 2, con: duckdb.DuckDBPyConnection | None = None,
-                 latest: datetime | None = None):
+                 latest: datetime | None = None, earliest: datetime = MIN_TIMESTAMP):
         self.con = con if con is not None else duckdb.connect(config={"threads": threads})
         self.con.execute("SET TimeZone = 'UTC'")
-        self.sql = validation_sql(latest or datetime.now(timezone.utc) + FUTURE_SKEW)
+        self.sql = validation_sql(latest or datetime.now(timezone.utc) + FUTURE_SKEW, earliest)
 
     def close(self) -> None:
         self.con.close()
@@ -250,14 +255,14 @@ class LineValidator:
     """
 
     def __init__(self, loaded_at, con: duckdb.DuckDBPyConnection, events_table: str, rejected_table: str,
-                 future_skew: timedelta = FUTURE_SKEW):
+                 future_skew: timedelta = FUTURE_SKEW, earliest: datetime = MIN_TIMESTAMP):
         from nightjar.ingest.validate import BatchBuilder
 
         self.loaded_at = loaded_at
         self.events_table = events_table
         self.rejected_table = rejected_table
-        self.duck = DuckDBValidator(con=con.cursor(), latest=loaded_at + future_skew)
-        self.python = BatchBuilder(loaded_at, future_skew)
+        self.duck = DuckDBValidator(con=con.cursor(), latest=loaded_at + future_skew, earliest=earliest)
+        self.python = BatchBuilder(loaded_at, future_skew, earliest)
         self._files: list[pa.Array] = []
         self._lines: list[pa.Array] = []
         self._texts: list[pa.Array] = []

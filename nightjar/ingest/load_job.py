@@ -49,7 +49,7 @@ except ImportError:  # a platform without an isal wheel: the standard library's 
     _inflate = zlib  # type: ignore[assignment]
 
 from nightjar.ingest.fastpath import LineValidator
-from nightjar.ingest.validate import BOM, FUTURE_SKEW, MAX_LINE_BYTES, truncate_raw
+from nightjar.ingest.validate import BOM, FUTURE_SKEW, MAX_LINE_BYTES, MIN_TIMESTAMP, truncate_raw
 
 log = logging.getLogger(__name__)
 
@@ -500,9 +500,14 @@ def load_manifest(con, manifest: Path, tables: dict[str, str], isolate: bool = F
     max_bytes = int(header.get("max_file_bytes") or DEFAULT_MAX_FILE_BYTES)
     max_lines = int(header.get("max_file_lines") or DEFAULT_MAX_FILE_LINES)
     max_line = int(header.get("max_line_bytes") or DEFAULT_MAX_LINE_BYTES)
+    earliest = datetime.fromisoformat(header["earliest_event_date"]) if header.get("earliest_event_date") \
+        else MIN_TIMESTAMP
     job = {"loaded_at": loaded_at, "batch_rows": batch_rows, "root": root,
            "max_bytes": max_bytes, "max_lines": max_lines, "max_line": max_line}
-    new_validator = lambda: LineValidator(loaded_at, con, tables["events"], tables["events_rejected"], skew)  # noqa: E731
+
+    def new_validator() -> LineValidator:
+        return LineValidator(loaded_at, con, tables["events"], tables["events_rejected"], skew, earliest)
+
     validator = new_validator()
     results: list[FileResult] = []
     counts: dict[str, tuple[int, int]] = {}

@@ -15,16 +15,22 @@ import logging
 import os
 import time
 from contextlib import contextmanager
+from pathlib import Path
 from typing import Any, Iterator
 
 import dlt
 import duckdb
 from dlt.destinations.impl.duckdb.configuration import DuckDbCredentials
+from sqlalchemy.engine import make_url as sa_make_url
 
 from nightjar.ingest.destination import warehouse
-from nightjar.ingest.discover import EventsRunStats, events_source
-from nightjar.ingest.load_job import BATCH_ROWS, RETRIED_FAULTS, load_results
+from nightjar.ingest.discover import (
+    EVENTS_COLUMNS, LOAD_LOG_COLUMNS, REJECTED_COLUMNS, EventsRunStats, events_source,
+)
+from nightjar.ingest.empty_tables import SHOP_PRIMARY_KEYS, SHOP_TABLE_COLUMNS, create_empty_tables
+from nightjar.ingest.load_job import BATCH_ROWS, LOAD_LOG_SCHEMA, RETRIED_FAULTS, load_results
 from nightjar.ingest.shop import SHOP_TABLES, shop_source
+from nightjar.ingest.validate import EVENTS_SCHEMA, REJECTED_SCHEMA
 from nightjar.settings import Settings, get_settings
 from nightjar.warehouse_lock import warehouse_lock
 
@@ -106,7 +112,9 @@ def _load_events(settings: Settings, batch_rows: int) -> dict:
         info = pipeline.run(
             events_source(settings.events_dir, stats, batch_rows, settings.future_skew_hours,
                           {"max_file_bytes": settings.max_file_bytes, "max_file_lines": settings.max_file_lines,
-                           "max_line_bytes": settings.max_line_bytes}, settings.segment_dir),
+                           "max_line_bytes": settings.max_line_bytes,
+                           "earliest_event_date": settings.earliest_event_time.isoformat()},
+                          settings.segment_dir),
             loader_file_format="parquet",
         )
         info.raise_on_failed_jobs()
@@ -114,6 +122,8 @@ def _load_events(settings: Settings, batch_rows: int) -> dict:
         counted = {}
         if stats.load_id and stats.files:
             counted = {r.file: r for r in load_results(connection, stats.load_id, _event_tables())}
+        # no landing files yet (an orders-only shop): the tables dbt's sources read, empty
+        created = create_empty_tables(pipeline, connection, DATASET, EMPTY_EVENT_TABLES)
     for f in stats.files:
         if f.file in counted:
             r = counted[f.file]
@@ -132,6 +142,7 @@ def _load_events(settings: Settings, batch_rows: int) -> dict:
         "rows_rejected": sum(f.rows_rejected for f in stats.files),
         "files": files,
         "warnings": list(stats.warnings),
+        "empty_tables_created": created,
         "seconds": round(time.perf_counter() - started, 3),
     }
     log.info(
@@ -166,8 +177,6 @@ def _discard_pending(pipeline: dlt.Pipeline, connection: duckdb.DuckDBPyConnecti
     """Delete what the pending (normalized) packages wrote to the warehouse: the events rows
     of their manifests and their pipeline state rows (their ``_dlt_loads`` row was never
     written: a package is complete only when all its jobs are)."""
-    from pathlib import Path
-
     from nightjar.ingest.load_job import undo_manifest
 
     normalized = Path(pipeline.working_dir) / "load" / "normalized"
@@ -184,6 +193,18 @@ def _discard_pending(pipeline: dlt.Pipeline, connection: duckdb.DuckDBPyConnecti
             connection.execute(f"delete from {DATASET}._dlt_pipeline_state where _dlt_load_id = ?",
                                [package.name])
 
+
+# The event tables as the events resource declares them (nightjar.ingest.discover), for
+# create_empty_tables.
+EMPTY_EVENT_TABLES = {
+    "events": (EVENTS_SCHEMA, EVENTS_COLUMNS, {"write_disposition": "append"}),
+    "events_rejected": (REJECTED_SCHEMA, REJECTED_COLUMNS, {"write_disposition": "append"}),
+    "events_load_log": (LOAD_LOG_SCHEMA, LOAD_LOG_COLUMNS, {"write_disposition": "append"}),
+}
+EMPTY_SHOP_TABLES = {
+    t: (None, SHOP_TABLE_COLUMNS[t], {"write_disposition": "merge", "primary_key": SHOP_PRIMARY_KEYS[t]})
+    for t in SHOP_TABLE_NAMES
+}
 
 # Columns that identify one row of one load package in the append-only event tables.
 _EVENT_TABLE_ROW_KEYS = {
@@ -239,6 +260,9 @@ def _load_shop(settings: Settings, schema: str | None, backend: str) -> dict:
     os.environ.setdefault(
         f"{SHOP_PIPELINE.upper()}__NORMALIZE__PARQUET_NORMALIZER__ADD_DLT_LOAD_ID", "true"
     )
+    if not settings.has_shop_db:
+        return _no_shop(settings, started)
+    _check_shop_file(settings.shop_db_url)
     with warehouse_connection(settings) as connection:
         pipeline = make_pipeline(SHOP_PIPELINE, settings, connection)
         info = pipeline.run(
@@ -253,6 +277,7 @@ def _load_shop(settings: Settings, schema: str | None, backend: str) -> dict:
     rows = {t: int(counts.get(t, 0)) for t in SHOP_TABLE_NAMES}
     summary = {
         "pipeline": SHOP_PIPELINE,
+        "shop_db": True,
         "load_id": _load_id(info),
         "rows": rows,
         "rows_total": sum(rows.values()),
@@ -260,3 +285,31 @@ def _load_shop(settings: Settings, schema: str | None, backend: str) -> dict:
     }
     log.info("shop: %s (load %s)", rows, summary["load_id"])
     return summary
+
+
+def _no_shop(settings: Settings, started: float) -> dict:
+    """An events-only shop: no shop database to read. The raw shop tables are created empty
+    (once), so the dbt sources and the order marts exist, empty."""
+    with warehouse_connection(settings) as connection:
+        pipeline = make_pipeline(SHOP_PIPELINE, settings, connection)
+        created = create_empty_tables(pipeline, connection, DATASET, EMPTY_SHOP_TABLES)
+    log.info("shop: no shop database (NIGHTJAR_SHOP_DB_URL unset and no %s); raw shop tables stay empty",
+             settings.data_dir / "shop.sqlite")
+    return {
+        "pipeline": SHOP_PIPELINE,
+        "shop_db": False,
+        "load_id": None,
+        "rows": {t: 0 for t in SHOP_TABLE_NAMES},
+        "rows_total": 0,
+        "empty_tables_created": created,
+        "seconds": round(time.perf_counter() - started, 3),
+    }
+
+
+def _check_shop_file(url: str) -> None:
+    """A configured SQLite shop that does not exist is an error: SQLAlchemy would create an
+    empty file and the load would fail later on a missing table, less clearly."""
+    parsed = sa_make_url(url)
+    if parsed.get_backend_name() == "sqlite" and parsed.database not in (None, "", ":memory:") \
+            and not Path(parsed.database).exists():
+        raise FileNotFoundError(f"shop database {parsed.database} (NIGHTJAR_SHOP_DB_URL) does not exist")

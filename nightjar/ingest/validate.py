@@ -25,7 +25,8 @@ reason                                rule
 ``timestamp_without_offset``          matches ``ISO_NO_OFFSET_RE`` (no ``Z``/``±hh[:mm]``)
 ``unparsable_received_at``            present (non-null, non-empty) but not an ISO-8601 string
 ``received_at_without_offset``        ISO-8601 but without an offset
-``timestamp_before_2000``             timestamp < 2000-01-01T00:00:00Z
+``timestamp_too_early``               timestamp before the earliest accepted event date
+                                      (``NIGHTJAR_EARLIEST_EVENT_DATE``, 2000-01-01 UTC)
 ``timestamp_after_received_at``       timestamp > received_at + 1 day
 ``future_timestamp``                  timestamp or received_at later than the load time +
                                       the skew setting (``NIGHTJAR_FUTURE_SKEW_HOURS``, 24)
@@ -79,6 +80,7 @@ import pyarrow as pa
 
 MAX_LINE_BYTES = 32 * 1024
 UTC = timezone.utc
+# default of NIGHTJAR_EARLIEST_EVENT_DATE: events before it are rejected (timestamp_too_early)
 MIN_TIMESTAMP = datetime(2000, 1, 1, tzinfo=UTC)
 MAX_CLOCK_SKEW = timedelta(days=1)
 # default of NIGHTJAR_FUTURE_SKEW_HOURS: how far past the load time an event time may lie
@@ -213,11 +215,12 @@ def _parse_ts(value: Any, name: str) -> datetime:
     raise Reject(f"unparsable_{name}")
 
 
-def validate_event(obj: Any, latest: datetime | None = None) -> tuple:
+def validate_event(obj: Any, latest: datetime | None = None, earliest: datetime = MIN_TIMESTAMP) -> tuple:
     """Validate one decoded JSON value; return the output columns or raise :class:`Reject`.
 
     ``latest``: the latest accepted ``timestamp``/``received_at`` (load time + skew);
-    None skips the ``future_timestamp`` rule."""
+    None skips the ``future_timestamp`` rule. ``earliest``: the earliest accepted
+    ``timestamp``."""
     if type(obj) is not dict:
         raise Reject("not_an_object")
     event_id = _required_str(obj, "event_id")
@@ -229,8 +232,8 @@ def validate_event(obj: Any, latest: datetime | None = None) -> tuple:
     ts = _parse_ts(ts_raw, "timestamp")
     ra_raw = obj.get("received_at")
     received_at = ts if ra_raw is None or ra_raw == "" else _parse_ts(ra_raw, "received_at")
-    if ts < MIN_TIMESTAMP:
-        raise Reject("timestamp_before_2000")
+    if ts < earliest:
+        raise Reject("timestamp_too_early")
     if ts > received_at + MAX_CLOCK_SKEW:
         raise Reject("timestamp_after_received_at")
     if latest is not None and (ts > latest or received_at > latest):
@@ -271,6 +274,7 @@ class BatchBuilder:
 
     loaded_at: datetime
     future_skew: timedelta = FUTURE_SKEW
+    earliest: datetime = MIN_TIMESTAMP
     ev: list[list] = field(default_factory=lambda: [[] for _ in range(11)])
     rej: list[list] = field(default_factory=lambda: [[] for _ in range(4)])
 
@@ -322,7 +326,7 @@ class BatchBuilder:
                         obj = _loads(line)
                     if mapper is not None:
                         obj = mapper(obj)
-                    row = validate_event(obj, latest)
+                    row = validate_event(obj, latest, self.earliest)
                 except Reject as r:
                     rej_raw(raw_text(line))
                     rej_file(file)

@@ -3,7 +3,8 @@
 `build_report(con)` reads the marts, ML and alert tables and returns the HTML as one
 string: CSS inline, charts as inline SVG, no scripts, no http(s) references, so the file
 opens offline and can be mailed as is. A section whose table is missing or empty shows a
-"not available yet" note; a section that fails for another reason (e.g. a column a
+"not available yet" note, and one that needs a source the shop sends no data from (events
+or orders: nightjar.report.data_shape) says which; a section that fails for another reason (e.g. a column a
 model has not got yet) shows the error in a note and never fails the whole report.
 
 Over 500 lines because each section is one function (its query and its markup) next to the
@@ -23,6 +24,7 @@ from pathlib import Path
 import duckdb
 
 from nightjar.report import svg
+from nightjar.report.data_shape import data_shape
 from nightjar.report.kpi import (
     KpiDetail,
     as_float as _f,
@@ -156,6 +158,7 @@ def _section_kpis(con, as_of, details: list[KpiDetail]) -> Section:
         f'<p class="muted">Last complete day <b>{as_of.isoformat()}</b> compared with the same weekday a week '
         f"earlier ({prev.isoformat()}).</p>"
         f'<div class="cards">{"".join(cards)}</div>'
+        + "".join(_note(n) for n in data_shape(con).notes())
     )
     return s
 
@@ -694,8 +697,14 @@ def build_report(
         ("alerts", "Recent alerts", lambda: _section_alerts(con)),
         ("data-quality", "Data quality", lambda: _section_data_quality(con)),
     ]
+    shape = data_shape(con)
     sections: list[Section] = []
     for sid, title, build in builders:
+        # say which source a section needs instead of drawing the missing one as zeros
+        gap = shape.section_gap(sid) if shape.has_events or shape.has_orders else None
+        if gap:
+            sections.append(Section(sid, title, _note(f"{NOT_AVAILABLE}: this section {gap}."), available=False))
+            continue
         try:
             sections.append(build())
         except TableUnavailable as e:

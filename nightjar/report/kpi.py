@@ -12,6 +12,8 @@ from typing import NamedTuple
 
 import duckdb
 
+from nightjar.report.data_shape import data_shape
+
 DAILY_METRICS = ("marts", "fct_daily_metrics")
 
 # (label, column, format kind)
@@ -106,14 +108,19 @@ def _num(v):
 def kpi_details(
     con: duckdb.DuckDBPyConnection, as_of: date | None = None, today: date | None = None
 ) -> tuple[date | None, list[KpiDetail]]:
-    """KPIs of `as_of` (default: :func:`last_complete_day`) with the value of 7 days earlier."""
+    """KPIs of `as_of` (default: :func:`last_complete_day`) with the value of 7 days earlier.
+    KPIs that need a source the shop sends no data from (events or orders, see
+    nightjar.report.data_shape) are left out rather than shown as zeros."""
     cols = table_columns(con, *DAILY_METRICS)
     if not cols:
         return None, []
     as_of = as_of or last_complete_day(con, today)
     if as_of is None:
         return None, []
-    present = [k for k in KPIS if k[1] in cols]
+    shape = data_shape(con)
+    # a warehouse with neither source loaded (marts built by hand) keeps every KPI
+    missing = shape.missing_kpis() if shape.has_events or shape.has_orders else frozenset()
+    present = [k for k in KPIS if k[1] in cols and k[1] not in missing]
     if not present:
         return as_of, []
     sel = ", ".join(f'"{c}"' for _, c, _ in present)
@@ -190,6 +197,7 @@ def format_kpi_summary(con: duckdb.DuckDBPyConnection, printer: Callable[[str], 
             f"  {d.kpi.ljust(width)}  {format_value(d.value, d.kind):>14}  {format_change(d.change)}"
             for d in details
         ]
+        lines += [f"  {note}" for note in data_shape(con).notes()]
         text = "\n".join(lines)
     if printer:
         printer(text)

@@ -28,7 +28,7 @@ MALFORMED_KINDS: tuple[tuple[str, str], ...] = (
     ("unparsable_timestamp", "unparsable_timestamp"),
     ("timestamp_without_offset", "timestamp_without_offset"),
     ("timestamp_after_received_at", "timestamp_after_received_at"),
-    ("timestamp_before_2000", "timestamp_before_2000"),
+    ("timestamp_before_2000", "timestamp_too_early"),
     ("properties_not_object", "properties_not_object"),
     ("context_not_object", "context_not_object"),
     ("user_id_not_string", "user_id_not_string"),

@@ -101,11 +101,11 @@ CASES: dict[str, tuple[bytes, list[str]]] = {
               j(ev(72, timestamp="2025-01-01T00:00:00Z", received_at="2999-01-01T00:00:00Z"))),
         ["timestamp_after_received_at", OK, "timestamp_after_received_at", "future_timestamp", "future_timestamp"],
     ),
-    "timestamp_before_2000.jsonl": (
+    "timestamp_too_early.jsonl": (
         lines(j(ev(38, timestamp="1999-12-31T23:59:59Z", received_at=...)), j(ev(39, timestamp="1970-01-01T00:00:00Z")),
               j(ev(40, timestamp="2000-01-01T01:00:00+02:00", received_at=...)),
               j(ev(41, timestamp="2000-01-01T00:00:00Z", received_at=...))),
-        ["timestamp_before_2000"] * 3 + [OK],
+        ["timestamp_too_early"] * 3 + [OK],
     ),
     "properties_not_object.jsonl": (
         lines(j(ev(42, properties=[1, 2])), j(ev(43, properties="x=1")), j(ev(44, properties=5)),

@@ -26,7 +26,7 @@ REASONS = {
     "line_too_large", "empty_line", "invalid_utf8", "invalid_json", "not_an_object", "missing_event_id",
     "event_id_not_string", "missing_event_name", "event_name_not_string", "missing_anonymous_id",
     "anonymous_id_not_string", "missing_timestamp", "unparsable_timestamp", "timestamp_without_offset",
-    "unparsable_received_at", "received_at_without_offset", "timestamp_before_2000",
+    "unparsable_received_at", "received_at_without_offset", "timestamp_too_early",
     "timestamp_after_received_at", "properties_not_object", "context_not_object", "user_id_not_string",
     "corrupt_gzip", "unreadable_file", "not_a_file",
     "future_timestamp", "nul_character", "id_too_long", "name_too_long", "symlink",

@@ -32,7 +32,8 @@ def test_shop_db_unreachable_fails_clearly_then_catches_up(night, tmp_path, url)
         load_shop(bad)
     text = f"{type(info.value).__name__}: {info.value} {info.value.__cause__ or ''}"
     assert any(s in text.lower() for s in ("connection refused", "unable to open database", "could not connect",
-                                             "operationalerror")), text
+                                             "operationalerror", "shop database /nonexistent-dir/shop.sqlite "
+                                             "(nightjar_shop_db_url) does not exist")), text
     # nothing half-way: the raw layer is exactly as before the failed run
     assert diff_hashes(before, table_hashes(work / "warehouse.duckdb", schemas=("raw",))) == {}
     # the source is back: the next run catches up to the uninterrupted result
