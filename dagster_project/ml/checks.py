@@ -4,7 +4,7 @@ from typing import Any
 
 import dagster as dg
 
-from dagster_project.ml.assets import CHURN_CANDIDATE, DEMAND_FORECAST
+from dagster_project.ml.assets import CHURN_CANDIDATE, DEMAND_FORECAST, FORECAST_BACKTEST
 from dagster_project.resources import WAREHOUSE_POOL, WarehouseResource
 
 
@@ -107,4 +107,50 @@ def forecast_is_well_formed(context: dg.AssetCheckExecutionContext, warehouse: W
     )
 
 
-ML_CHECKS = [churn_promotion_gate, forecast_is_well_formed]
+COVERAGE_BAND = (0.70, 0.90)
+
+
+@dg.asset_check(
+    asset=FORECAST_BACKTEST,
+    name="forecast_holdout_coverage",
+    description=(
+        "Warns when a published series' champion covers less than 70% or more than 90% of the "
+        "holdout-fold actuals with its calibrated 80% interval (ml.forecast_backtest)."
+    ),
+    pool=WAREHOUSE_POOL,
+)
+def forecast_holdout_coverage(context: dg.AssetCheckExecutionContext, warehouse: WarehouseResource) -> dg.AssetCheckResult:
+    from ml.forecast.publish import BACKTEST_TABLE, holdout_coverage
+    from ml.warehouse import table_exists
+
+    meta = _latest_metadata(context, FORECAST_BACKTEST) or {}
+    if meta.get("skipped") or not warehouse.path.exists():
+        return dg.AssetCheckResult(passed=True, description=f"no backtest: {meta.get('skip_reason', 'no warehouse')}")
+    with warehouse.connect(read_only=True) as con:
+        if not table_exists(con, BACKTEST_TABLE):
+            return dg.AssetCheckResult(
+                passed=False, severity=dg.AssetCheckSeverity.WARN, description=f"{BACKTEST_TABLE} does not exist"
+            )
+        cov = holdout_coverage(con)
+    lo, hi = COVERAGE_BAND
+    cov["series"] = cov["series_id"] + "/" + cov["metric"]
+    off = cov[(cov["coverage_80"] < lo) | (cov["coverage_80"] > hi)]
+    per_series = {r.series: round(float(r.coverage_80), 3) for r in cov.itertuples()}
+    return dg.AssetCheckResult(
+        passed=off.empty,
+        severity=dg.AssetCheckSeverity.WARN,
+        description=(
+            f"holdout coverage of every published series within {lo:.2f}-{hi:.2f}" if off.empty else
+            "holdout coverage outside " f"{lo:.2f}-{hi:.2f}: "
+            + ", ".join(f"{r.series} {r.coverage_80:.2f} ({r.model})" for r in off.itertuples())
+        ),
+        metadata={
+            "series": len(cov),
+            "series_off_band": len(off),
+            "mean_coverage_80": float(cov["coverage_80"].mean()) if len(cov) else float("nan"),
+            "coverage_80_by_series": dg.MetadataValue.json(per_series),
+        },
+    )
+
+
+ML_CHECKS = [churn_promotion_gate, forecast_is_well_formed, forecast_holdout_coverage]

@@ -18,6 +18,7 @@ from ml.forecast.publish import (
     evaluate_series,
     forecast_series,
     refresh_accuracy,
+    write_backtest,
     write_forecast,
 )
 from ml.forecast.series import SeriesKey, load_series
@@ -61,6 +62,7 @@ def evaluate_and_select(
     if not any(ev.champion for ev in evals.values()):
         reasons = "; ".join(f"{k.label}: {ev.skip_reason}" for k, ev in evals.items())
         raise NothingToForecast(f"no series has enough history for a backtest ({reasons})")
+    write_backtest(con, evals)
     version = new_version()
     summary = pd.concat(
         [ev.result.summary.assign(series=k.label) for k, ev in evals.items() if ev.result is not None], ignore_index=True
@@ -77,9 +79,12 @@ def evaluate_and_select(
         training_window=_window(series),
         data_fingerprint=data_fingerprint(con, INPUT_TABLES),
         files={"backtest_summary.csv": summary.to_csv(index=False), "backtest_predictions.csv": preds.to_csv(index=False)},
-        extra={"champions": {k: v["champion"] for k, v in record.items()}},
+        extra={
+            "champions": {k: v["champion"] for k, v in record.items()},
+            "interval_scales": {k: v.get("interval_scale") for k, v in record.items()},
+        },
     )
-    plot_paths = {"mase": plots.metric_bars(summary, "mase", mv.path / "plots" / "backtest_mase.png", "Backtest MASE by series and model (lower is better)")}
+    plot_paths = {"mase": plots.metric_bars(summary, "mase", mv.path / "plots" / "backtest_mase.png", "Holdout-fold MASE by series and model (lower is better)")}
     for key, ev in evals.items():
         if ev.result is None or ev.champion is None:
             continue
@@ -91,7 +96,7 @@ def evaluate_and_select(
         )
     # Choosing the lowest-MASE model per series *is* this model's gate: it always yields a
     # champion for every evaluable series, so the selection is promoted when it exists.
-    registry.promote(SELECTION_MODEL, version, {"passed": True, "reasons": ["champion = lowest mean backtest MASE per series"]})
+    registry.promote(SELECTION_MODEL, version, {"passed": True, "reasons": ["champion = lowest mean MASE on the selection folds per series"]})
     return SelectionOutcome(evals, record, mv, plot_paths)
 
 
@@ -108,7 +113,8 @@ def publish_forecast(
     con: duckdb.DuckDBPyConnection, registry: ModelRegistry, horizon: int = HORIZON, seed: int = 0,
     country_holidays: str | None = "US", keep_versions: int = 30, refresh: bool = True,
 ) -> PublishOutcome:
-    """Refit each series' promoted champion on the full history, write ml.demand_forecast.
+    """Refit each series' promoted champion on the full history, write ml.demand_forecast
+    with its interval scaled by the champion's conformal factor from the backtest.
 
     ``refresh`` also rebuilds ml.forecast_accuracy (the Dagster graph does that in its own asset).
     """
@@ -117,9 +123,10 @@ def publish_forecast(
         raise NothingToForecast("no daily series: marts.fct_daily_metrics has no orders")
     selection = registry.promoted(SELECTION_MODEL)
     champions: dict[str, str | None] = selection.manifest.get("champions", {}) if selection else {}
+    scales: dict[str, float | None] = selection.manifest.get("interval_scales", {}) if selection else {}
     generated_at = dt.datetime.now(dt.timezone.utc).replace(tzinfo=None)
     version = new_version()
-    df, prophets = forecast_series(series, champions, version, generated_at, horizon, seed, country_holidays)
+    df, prophets = forecast_series(series, champions, version, generated_at, horizon, seed, country_holidays, scales)
     if df.empty:
         raise NothingToForecast("every series is shorter than 14 days")
     from prophet.serialize import model_to_json
@@ -134,7 +141,7 @@ def publish_forecast(
             "selection_version": selection.version if selection else None,
             "backtest": selection.metrics if selection else None,
         },
-        features={"series": sorted(used), "horizon_days": horizon, "interval": 0.8},
+        features={"series": sorted(used), "horizon_days": horizon, "interval": 0.8, "interval_scales": scales},
         training_window=_window(series),
         data_fingerprint=data_fingerprint(con, INPUT_TABLES),
         files=files,
@@ -160,19 +167,27 @@ def update_accuracy(con: duckdb.DuckDBPyConnection) -> dict[str, Any]:
 
 
 def champion_table_markdown(record: dict[str, Any]) -> str:
-    lines = ["| series | champion | MASE prophet | MASE seasonal naive | MASE ETS | sMAPE (champion) | coverage (champion) | folds |", "|---|---|---|---|---|---|---|---|"]
+    """Champion (chosen on selection folds) against every model on the holdout folds."""
+    lines = [
+        "| series | champion | holdout MASE prophet | seasonal naive | ETS | holdout coverage 80% (champion, calibrated) "
+        "| raw coverage | interval scale | folds (select + holdout) |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
     for label, e in record.items():
         m = e.get("metrics") or {}
         champ = e.get("champion")
+
         def f(model: str, key: str = "mase") -> str:
             v = m.get(model, {}).get(key)
             return "–" if v is None or v != v else f"{v:.3f}"
         if champ is None:
-            lines.append(f"| {label} | skipped: {e.get('skip_reason')} | | | | | | |")
+            lines.append(f"| {label} | skipped: {e.get('skip_reason')} | | | | | | | |")
             continue
+        scale = e.get("interval_scale")
         lines.append(
             f"| {label} | **{champ}** | {f('prophet')} | {f('seasonal_naive')} | {f('ets')} | "
-            f"{f(champ, 'smape')} | {f(champ, 'coverage')} | {e.get('folds')} |"
+            f"{f(champ, 'coverage')} | {f(champ, 'coverage_raw')} | {'–' if scale is None else f'{scale:.2f}'} | "
+            f"{len(e.get('select_folds', []))} + {len(e.get('holdout_folds', []))} |"
         )
     return "\n".join(lines)
 

@@ -9,7 +9,9 @@ from typing import Any
 import duckdb
 import pandas as pd
 
-from ml.forecast.backtest import HORIZON, BacktestResult, SeriesTooShort, backtest
+from ml.forecast.backtest import (
+    HOLDOUT, HORIZON, SELECT, BacktestResult, SeriesTooShort, backtest, local_scale, scale_interval,
+)
 from ml.forecast.models import ProphetForecaster, SeasonalNaive, default_models, model_by_name
 from ml.forecast.series import SeriesKey
 from ml.warehouse import table_exists, write_table
@@ -19,6 +21,7 @@ log = logging.getLogger(__name__)
 FORECAST_TABLE = "ml.demand_forecast"
 FORECAST_LOG_TABLE = "ml.demand_forecast_log"
 ACCURACY_TABLE = "ml.forecast_accuracy"
+BACKTEST_TABLE = "ml.forecast_backtest"
 FORECAST_COLUMNS = {
     "series_id": "VARCHAR",
     "metric": "VARCHAR",
@@ -46,6 +49,23 @@ ACCURACY_COLUMNS = {
     "abs_error": "DOUBLE",
     "in_interval": "BOOLEAN",
 }
+# One row per (series, model, fold). ``horizon`` is the fold's forecast length in days;
+# ``coverage_80`` is the calibrated 80% interval's (in-sample on selection folds),
+# ``coverage_80_raw`` the model's own; ``selected`` marks every row of the champion.
+BACKTEST_COLUMNS = {
+    "series_id": "VARCHAR",
+    "metric": "VARCHAR",
+    "model": "VARCHAR",
+    "fold": "INTEGER",
+    "role": "VARCHAR",
+    "origin": "DATE",
+    "horizon": "INTEGER",
+    "mase": "DOUBLE",
+    "coverage_80": "DOUBLE",
+    "coverage_80_raw": "DOUBLE",
+    "interval_scale": "DOUBLE",
+    "selected": "BOOLEAN",
+}
 # When a series has no backtest yet (e.g. a brand-new category), publish the cheapest
 # honest baseline until the next evaluation picks a champion.
 FALLBACK_MODEL = SeasonalNaive().name
@@ -63,7 +83,8 @@ def evaluate_series(
     series: dict[SeriesKey, pd.Series], seed: int = 0, max_folds: int = 8, country_holidays: str | None = "US",
     horizon: int = HORIZON,
 ) -> dict[SeriesKey, SeriesEvaluation]:
-    """Backtest Prophet, seasonal naive and ETS on every series; champion = lowest mean MASE."""
+    """Backtest Prophet, seasonal naive and ETS on every series; champion = lowest mean MASE
+    on the selection folds."""
     out = {}
     for key, y in series.items():
         try:
@@ -85,6 +106,10 @@ def champions_record(evals: dict[SeriesKey, SeriesEvaluation]) -> dict[str, Any]
         if ev.result is not None:
             entry["metrics"] = ev.result.summary.set_index("model").to_dict(orient="index")
             entry["folds"] = len(ev.result.plan.origins)
+            entry["select_folds"] = ev.result.plan.folds(SELECT)
+            entry["holdout_folds"] = ev.result.plan.folds(HOLDOUT)
+            # Published intervals use the factor fitted on every fold (the most recent residuals).
+            entry["interval_scale"] = ev.result.scales.get(ev.champion, {}).get("all") if ev.champion else None
             entry["initial_days"] = ev.result.plan.initial
             entry["warning"] = ev.result.plan.warning
             entry["errors"] = ev.result.errors
@@ -102,8 +127,13 @@ def forecast_series(
     horizon: int = HORIZON,
     seed: int = 0,
     country_holidays: str | None = "US",
+    interval_scales: dict[str, float | None] | None = None,
 ) -> tuple[pd.DataFrame, dict[str, Any]]:
     """Refit each series' champion on its full history and forecast ``horizon`` days.
+
+    ``interval_scales`` (series label -> conformal factor from the backtest) sets the 80%
+    interval to yhat ± factor × the series' recent volatility; a series without one keeps
+    the model's own interval.
 
     Returns (rows for ml.demand_forecast, fitted Prophet models by series label for the registry).
     """
@@ -115,6 +145,9 @@ def forecast_series(
             continue
         model = model_by_name(name, seed, country_holidays)
         fc = model.fit_predict(y, horizon)
+        factor = (interval_scales or {}).get(key.label) if champions.get(key.label) else None
+        if factor is not None:
+            fc = scale_interval(fc, float(factor), local_scale(y.to_numpy(float)))
         if isinstance(model, ProphetForecaster):
             prophets[key.label] = model.last_model
         frames.append(
@@ -127,6 +160,48 @@ def forecast_series(
     cols = list(LOG_COLUMNS)
     df = pd.concat(frames, ignore_index=True)[cols] if frames else pd.DataFrame(columns=cols)
     return df, prophets
+
+
+def backtest_frame(evals: dict[SeriesKey, SeriesEvaluation], horizon: int = HORIZON) -> pd.DataFrame:
+    """Rows of ml.forecast_backtest for every evaluated series."""
+    parts = []
+    for key, ev in evals.items():
+        if ev.result is None or ev.result.folds.empty:
+            continue
+        f = ev.result.folds
+        parts.append(pd.DataFrame({
+            "series_id": key.series_id,
+            "metric": key.metric,
+            "model": f["model"],
+            "fold": f["fold"],
+            "role": f["role"],
+            "origin": pd.to_datetime(f["origin"]).dt.date,
+            "horizon": horizon,
+            "mase": f["mase"],
+            "coverage_80": f["coverage"],
+            "coverage_80_raw": f["coverage_raw"],
+            "interval_scale": f["model"].map(lambda m, r=ev.result: r.scales.get(m, {}).get(SELECT)),
+            "selected": f["model"] == ev.champion,
+        }))
+    cols = list(BACKTEST_COLUMNS)
+    return pd.concat(parts, ignore_index=True)[cols] if parts else pd.DataFrame(columns=cols)
+
+
+def write_backtest(con: duckdb.DuckDBPyConnection, evals: dict[SeriesKey, SeriesEvaluation], horizon: int = HORIZON) -> int:
+    return write_table(con, BACKTEST_TABLE, backtest_frame(evals, horizon), BACKTEST_COLUMNS)
+
+
+def holdout_coverage(con: duckdb.DuckDBPyConnection) -> pd.DataFrame:
+    """Per published series: the champion's mean holdout coverage and MASE from ml.forecast_backtest."""
+    return con.execute(
+        f"""
+        SELECT series_id, metric, model, count(*) AS folds,
+               avg(coverage_80) AS coverage_80, avg(mase) AS mase
+        FROM {BACKTEST_TABLE}
+        WHERE selected AND role = '{HOLDOUT}'
+        GROUP BY 1, 2, 3 ORDER BY 1, 2
+        """
+    ).df()
 
 
 def write_forecast(con: duckdb.DuckDBPyConnection, df: pd.DataFrame) -> int:
