@@ -70,6 +70,12 @@ class Settings:
     # NIGHTJAR_EARLIEST_EVENT_DATE (YYYY-MM-DD), default 2000-01-01. Lower it to import older
     # history; shop orders have no such floor.
     earliest_event_date: date = DEFAULT_EARLIEST_EVENT_DATE
+    # Churn label window H (ml/churn/config.py): NIGHTJAR_CHURN_HORIZON_DAYS, default unset =
+    # derived from the shop's inter-purchase gaps. A set H below the gaps' 90th percentile is
+    # refused unless NIGHTJAR_CHURN_CHECK_HORIZON=false (a short history that cannot hold the
+    # derived window, e.g. 18 months of a shop whose p90 gap is 200 days). Run config wins.
+    churn_horizon_days: int | None = None
+    churn_check_horizon: bool = True
 
     @property
     def earliest_event_time(self) -> datetime:
@@ -139,6 +145,8 @@ class Settings:
         cfg: dict[str, str | int] = {"temp_directory": str(self.duckdb_temp_dir)}
         if self.duckdb_memory_limit:
             cfg["memory_limit"] = self.duckdb_memory_limit
+        if self.churn_horizon_days:
+            env["NIGHTJAR_CHURN_HORIZON_DAYS"] = str(self.churn_horizon_days)
         if self.duckdb_threads:
             cfg["threads"] = self.duckdb_threads
         return cfg
@@ -162,6 +170,7 @@ class Settings:
             "NIGHTJAR_MAX_LINE_BYTES": str(self.max_line_bytes),
             "NIGHTJAR_HOLIDAY_COUNTRY": self.holiday_country,
             "NIGHTJAR_EARLIEST_EVENT_DATE": self.earliest_event_date.isoformat(),
+            "NIGHTJAR_CHURN_CHECK_HORIZON": str(self.churn_check_horizon).lower(),
         }
         if self.duckdb_memory_limit:
             env["NIGHTJAR_DUCKDB_MEMORY_LIMIT"] = self.duckdb_memory_limit
@@ -201,7 +210,20 @@ def get_settings(environ: os._Environ[str] | dict[str, str] | None = None) -> Se
         max_line_bytes=_positive_int(env, "NIGHTJAR_MAX_LINE_BYTES", 1024**2),
         holiday_country=(env.get("NIGHTJAR_HOLIDAY_COUNTRY", "US") or "").strip(),
         earliest_event_date=_date(env, "NIGHTJAR_EARLIEST_EVENT_DATE", DEFAULT_EARLIEST_EVENT_DATE),
+        churn_horizon_days=_positive_int(env, "NIGHTJAR_CHURN_HORIZON_DAYS", 0) or None,
+        churn_check_horizon=_bool(env, "NIGHTJAR_CHURN_CHECK_HORIZON", True),
     )
+
+
+def _bool(env, name: str, default: bool) -> bool:
+    raw = (env.get(name) or "").strip().lower()
+    if not raw:
+        return default
+    if raw in ("1", "true", "yes", "on"):
+        return True
+    if raw in ("0", "false", "no", "off"):
+        return False
+    raise ValueError(f"{name} must be true or false, got {env.get(name)!r}")
 
 
 def _positive_int(env, name: str, default: int) -> int:

@@ -44,8 +44,11 @@ RETRAIN = (
 
 
 class ChurnTrainConfig(dg.Config):
-    # None: derived from the inter-purchase gaps (p90 rounded up to 30 days, 30..365).
+    # None: NIGHTJAR_CHURN_HORIZON_DAYS, else derived from the inter-purchase gaps (p90
+    # rounded up to 30 days, 30..365).
     horizon_days: Optional[int] = None
+    # None: NIGHTJAR_CHURN_CHECK_HORIZON (default true).
+    check_horizon: Optional[bool] = None
     lookback_days: int = 365
     n_train_cutoffs: int = 6
     n_eval_cutoffs: int = 3
@@ -117,8 +120,11 @@ def churn_candidate(context: dg.AssetExecutionContext, config: ChurnTrainConfig,
     from ml.churn.report import metrics_markdown
     from ml.churn.pipeline import missing_inputs, train_and_register
 
+    settings = warehouse.settings()
     cfg = ChurnConfig(
-        horizon_days=config.horizon_days, lookback_days=config.lookback_days,
+        horizon_days=config.horizon_days if config.horizon_days is not None else settings.churn_horizon_days,
+        check_horizon=config.check_horizon if config.check_horizon is not None else settings.churn_check_horizon,
+        lookback_days=config.lookback_days,
         n_train_cutoffs=config.n_train_cutoffs, n_eval_cutoffs=config.n_eval_cutoffs,
         min_auc_gain=config.min_auc_gain, n_bootstrap=config.n_bootstrap,
         use_session_features=config.use_session_features,
