@@ -13,6 +13,9 @@ export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
 MANIFEST := dbt_project/target/manifest.json
 DBT_SOURCES := $(shell find dbt_project -type f \( -name '*.sql' -o -name '*.yml' -o -name '*.csv' \) -not -path '*/target/*' -not -path '*/logs/*' 2>/dev/null)
 PYTEST_ARGS ?=
+# pytest-xdist workers: most tests wait on dbt, Dagster or DuckDB subprocesses, so two
+# workers keep both cores busy.
+PYTEST_WORKERS ?= 2
 
 .PHONY: install run test test-fast ui bench clean manifest lock
 
@@ -49,10 +52,10 @@ run: install
 	$(VENV)/bin/nightjar run
 
 test: install
-	$(VENV)/bin/pytest $(PYTEST_ARGS)
+	$(VENV)/bin/pytest -n $(PYTEST_WORKERS) --dist worksteal $(PYTEST_ARGS)
 
 test-fast: install
-	$(VENV)/bin/pytest -m "not slow" $(PYTEST_ARGS)
+	$(VENV)/bin/pytest -n $(PYTEST_WORKERS) --dist worksteal -m "not slow" $(PYTEST_ARGS)
 
 # The same Dagster instance as `make run` (DAGSTER_HOME, default <data dir>/dagster_home).
 ui: install

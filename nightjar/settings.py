@@ -145,8 +145,6 @@ class Settings:
         cfg: dict[str, str | int] = {"temp_directory": str(self.duckdb_temp_dir)}
         if self.duckdb_memory_limit:
             cfg["memory_limit"] = self.duckdb_memory_limit
-        if self.churn_horizon_days:
-            env["NIGHTJAR_CHURN_HORIZON_DAYS"] = str(self.churn_horizon_days)
         if self.duckdb_threads:
             cfg["threads"] = self.duckdb_threads
         return cfg
@@ -174,6 +172,8 @@ class Settings:
         }
         if self.duckdb_memory_limit:
             env["NIGHTJAR_DUCKDB_MEMORY_LIMIT"] = self.duckdb_memory_limit
+        if self.churn_horizon_days:
+            env["NIGHTJAR_CHURN_HORIZON_DAYS"] = str(self.churn_horizon_days)
         if self.duckdb_threads:
             env["NIGHTJAR_DUCKDB_THREADS"] = str(self.duckdb_threads)
         return env

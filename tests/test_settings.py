@@ -93,3 +93,19 @@ def test_a_shop_database_is_absent_only_when_unset_and_no_shop_sqlite(tmp_path: 
                          "NIGHTJAR_SHOP_DB_URL": "postgresql://u@h/shop"}).has_shop_db
     (tmp_path / "shop.sqlite").touch()
     assert get_settings({"NIGHTJAR_DATA_DIR": str(tmp_path)}).has_shop_db
+
+
+def test_churn_horizon_settings_reach_subprocesses_and_bad_values_are_refused(tmp_path: Path) -> None:
+    default = get_settings({"NIGHTJAR_DATA_DIR": str(tmp_path)})
+    assert (default.churn_horizon_days, default.churn_check_horizon) == (None, True)
+    assert "NIGHTJAR_CHURN_HORIZON_DAYS" not in default.env()
+    s = get_settings({"NIGHTJAR_DATA_DIR": str(tmp_path), "NIGHTJAR_CHURN_HORIZON_DAYS": "90",
+                      "NIGHTJAR_CHURN_CHECK_HORIZON": "false"})
+    assert (s.churn_horizon_days, s.churn_check_horizon) == (90, False)
+    # a subprocess given env() resolves the same settings
+    again = get_settings({**s.env()})
+    assert (again.churn_horizon_days, again.churn_check_horizon) == (90, False)
+    with pytest.raises(ValueError, match="NIGHTJAR_CHURN_CHECK_HORIZON"):
+        get_settings({"NIGHTJAR_DATA_DIR": str(tmp_path), "NIGHTJAR_CHURN_CHECK_HORIZON": "maybe"})
+    with pytest.raises(ValueError, match="NIGHTJAR_CHURN_HORIZON_DAYS"):
+        get_settings({"NIGHTJAR_DATA_DIR": str(tmp_path), "NIGHTJAR_CHURN_HORIZON_DAYS": "-5"})
