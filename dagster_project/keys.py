@@ -37,6 +37,7 @@ DQ_TABLES = tuple(table_key(f"monitoring.{name}") for name in (
 # Assets written by Python.
 CHURN_CANDIDATE = table_key("ml.churn_candidate")
 CHURN_SCORES = table_key("ml.churn_scores")
+CUSTOMER_VALUE = table_key("ml.customer_value")
 FORECAST_BACKTEST = table_key("ml.demand_forecast_backtest")
 DEMAND_FORECAST = table_key("ml.demand_forecast")
 FORECAST_ACCURACY = table_key("ml.forecast_accuracy")

@@ -73,5 +73,5 @@ def test_cdnow_as_an_orders_only_shop(data_dir: Path, capsys, monkeypatch: pytes
     assert "Nightjar KPI report — 1998-06-30" in html
     for section in ("active-users", "sessions", "retention", "funnel"):
         assert "needs event data" in html.split(f'<section id="{section}"')[1].split("</section>")[0], section
-    for section in ("kpis", "revenue", "churn"):
+    for section in ("kpis", "revenue", "churn", "clv"):
         assert f'id="{section}" data-status="ok"' in html, section

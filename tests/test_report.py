@@ -16,8 +16,8 @@ from nightjar.report import build_report, kpi_summary
 
 AS_OF = date(2025, 3, 31)  # the fixture's last metric day ("yesterday")
 DAYS = 60
-SECTIONS = ("kpis", "active-users", "sessions", "revenue", "retention", "funnel", "channels", "churn", "alerts",
-            "data-quality")
+SECTIONS = ("kpis", "active-users", "sessions", "revenue", "retention", "funnel", "channels", "churn", "clv",
+            "alerts", "data-quality")
 # A reference to a remote resource: src/href/url()/@import/xmlns pointing at http(s).
 REMOTE_REF = re.compile(r"""(src|href|action|xmlns(:\w+)?)\s*=\s*["']?\s*(https?:)?//|url\(\s*["']?\s*(https?:)?//|@import""", re.I)
 
@@ -124,6 +124,18 @@ def build_fixture_warehouse(path: Path, *, only: set[str] | None = None, empty: 
                 band = "high" if score >= 0.7 else "medium" if score >= 0.4 else "low"
                 con.execute("insert into ml.churn_scores values (?,?,?,?,?,?)",
                             [f"c_{i:06d}", score, band, "bgnbd", "churn-v3", datetime(2025, 4, 1, 2)])
+    if want("ml.customer_value"):  # ml/value/pipeline.py
+        con.execute(
+            """create table ml.customer_value(customer_id varchar, order_days bigint, historical_revenue double,
+            p_alive double, predicted_purchases double, predicted_avg_order_value double, predicted_clv double,
+            horizon_days integer, aov_model varchar, model_version varchar, as_of date, scored_at timestamp)"""
+        )
+        if "ml.customer_value" not in empty:
+            # 100 customers worth 1..100 USD: decile k holds 100-10k+1 .. 100-10(k-1)
+            for i in range(1, 101):
+                con.execute("insert into ml.customer_value values (?,?,?,?,?,?,?,?,?,?,?,?)",
+                            [f"c_{i:06d}", 2, 10.0, 0.5, 1.0, float(i), float(i), 365, "gamma_gamma", "clv-v1",
+                             AS_OF + timedelta(days=1), datetime(2025, 4, 1, 2)])
     if want("alerts.alert_events"):  # nightjar/alerts/state.py: one row per rule evaluation
         con.execute(
             """create table alerts.alert_events(fingerprint varchar, metric_date date, rule_name varchar,
@@ -270,6 +282,12 @@ def test_materialized_report_is_self_contained_and_complete(data_dir: Path) -> N
     # churn: 200 scored, bands, and which model scored (here a baseline champion)
     assert "200 customers scored" in html and "high" in html
     assert "model bgnbd churn-v3" in html.split('id="churn"')[1].split("</section>")[0]
+    # CLV deciles: the top tenth (91..100 USD) holds 955 / 5050 of the total, the bottom 55 / 5050
+    clv = html.split('id="clv"')[1].split("</section>")[0]
+    assert "100 customers" in clv and "$5,050.00" in clv and "next 365 days" in clv and "Gamma-Gamma" in clv
+    rows = clv.split("<tbody>")[1].split("</tr>")
+    assert rows[0].startswith("<tr><td>1</td><td>10</td><td>$95.50</td>") and "18.9%" in rows[0]
+    assert rows[9].startswith("<tr><td>10</td><td>10</td><td>$5.50</td>") and "1.1%" in rows[9]
     # alerts: breaches and transitions only, newest first; one still firing
     alerts = html.split('id="alerts"')[1].split("</section>")[0]
     assert "ALL QUIET" not in alerts
@@ -301,7 +319,7 @@ def test_missing_and_empty_tables_render_a_note_not_an_error(data_dir: Path) -> 
     html = (data_dir / "reports" / "kpi_report_latest.html").read_text(encoding="utf-8")
     status = _sections(html)
     assert {s for s, v in status.items() if v == "ok"} == {"kpis", "active-users", "sessions", "revenue"}
-    for sid in ("retention", "funnel", "churn", "alerts", "data-quality"):
+    for sid in ("retention", "funnel", "churn", "clv", "alerts", "data-quality"):
         part = html.split(f'id="{sid}"')[1].split("</section>")[0]
         assert "Not available yet" in part, sid
     assert "ml.churn_scores is empty" in html

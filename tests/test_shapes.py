@@ -151,10 +151,11 @@ def test_events_only_night_without_a_shop_database(small_shop: Path, capsys) -> 
     assert "Data: events only (no shop orders)" in out
     assert "ml/churn_candidate: nothing produced (staging.stg_orders is empty)" in out
     assert "ml/demand_forecast_backtest: nothing produced (no daily series" in out
+    assert "ml/customer_value: nothing produced (staging.stg_orders is empty)" in out
     assert "Churn model: none (churn is learnt from shop orders; no orders loaded)" in out
     assert "No shop orders (no shop database)" in out
     html = (small_shop / "reports" / "kpi_report_latest.html").read_text()
-    for section in ("revenue", "churn"):
+    for section in ("revenue", "churn", "clv"):
         block = html.split(f'<section id="{section}"')[1].split("</section>")[0]
         assert "needs shop orders" in block, section
     assert 'id="active-users" data-status="ok"' in html and 'id="funnel" data-status="ok"' in html

@@ -7,7 +7,8 @@ Scheduling:
 * training-like assets (``churn_candidate``, ``demand_forecast_backtest``) are tagged
   weekly and carry an automation condition: run when the marts they read were updated,
   and at least weekly;
-* scoring-like assets (``churn_scores``, ``demand_forecast``, ``forecast_accuracy``) run in
+* scoring-like assets (``churn_scores``, ``customer_value``, ``demand_forecast``,
+  ``forecast_accuracy``) run in
   the nightly job, which selects everything not tagged weekly.
 ``churn_scores`` scores with the *promoted* model. It depends on ``churn_candidate`` so that
 a run that trains (the first `nightjar run`) scores with the model its gate just promoted;
@@ -21,7 +22,7 @@ from typing import Optional
 import dagster as dg
 
 from dagster_project.keys import (
-    CADENCE_WEEKLY, CHURN_CANDIDATE, CHURN_SCORES, DEMAND_FORECAST, DIM_CUSTOMERS, FCT_DAILY_METRICS, FORECAST_ACCURACY,
+    CADENCE_WEEKLY, CHURN_CANDIDATE, CHURN_SCORES, CUSTOMER_VALUE, DEMAND_FORECAST, DIM_CUSTOMERS, FCT_DAILY_METRICS, FORECAST_ACCURACY,
     FORECAST_BACKTEST, STG_EVENTS, STG_ORDER_ITEMS, STG_ORDERS, STG_PRODUCTS,
 )
 from dagster_project.resources import WAREHOUSE_POOL, WarehouseResource
@@ -55,6 +56,14 @@ class ChurnTrainConfig(dg.Config):
     min_auc_gain: float = 0.02
     n_bootstrap: int = 200
     use_session_features: bool = True
+
+
+class CustomerValueConfig(dg.Config):
+    # Days ahead that predicted purchases and CLV cover; the holdout evaluation uses the same
+    # length (at most half the order history).
+    horizon_days: int = 365
+    # |corr(frequency, mean spend)| above which Gamma-Gamma is not used (ml/value/clv.py).
+    max_abs_correlation: float = 0.3
 
 
 class ForecastConfig(dg.Config):
@@ -220,6 +229,52 @@ def churn_scores(context: dg.AssetExecutionContext, warehouse: WarehouseResource
 
 
 @_ml_asset(
+    key=CUSTOMER_VALUE,
+    deps=[STG_ORDERS],
+    kinds={"duckdb"},
+    description=(
+        "ml.customer_value: predicted customer lifetime value (USD, undiscounted) over the horizon "
+        "(run config, default 365 days) per customer: BG/NBD purchases × Gamma-Gamma average order "
+        "value (the customer's own mean where frequency and spend correlate), with a temporal-holdout "
+        "evaluation against the naive past-spend-rate predictor."
+    ),
+)
+def customer_value(context: dg.AssetExecutionContext, config: CustomerValueConfig, warehouse: WarehouseResource):
+    from ml.value.clv import TooLittleHistory
+    from ml.value.pipeline import missing_inputs, score_and_register
+
+    with _inputs(warehouse, missing_inputs) as (con, skip):
+        if skip:
+            return _skip(skip)
+        try:
+            out = score_and_register(con, _registry(warehouse), config.horizon_days, config.max_abs_correlation)
+        except TooLittleHistory as exc:
+            context.log.warning("customer value skipped: %s", exc)
+            return _skip(str(exc))
+    m = out.model
+    for note in m.notes:
+        context.log.warning(note)
+    ev = out.evaluation
+    metadata = {
+        "dagster/row_count": len(out.scores),
+        "model_version": out.version.version,
+        "as_of": out.as_of.isoformat(),
+        "horizon_days": config.horizon_days,
+        "bgnbd_params": dg.MetadataValue.json(m.bgnbd.as_dict()),
+        "gamma_gamma_params": dg.MetadataValue.json(m.gamma_gamma.as_dict() if m.gamma_gamma else {}),
+        "aov_model": m.aov_model,
+        "frequency_spend_correlation": m.correlation,
+        "total_predicted_clv": float(out.scores["predicted_clv"].sum()),
+        "notes": "; ".join(m.notes) or "none",
+        "evaluation": dg.MetadataValue.md(f"```\n{ev.table()}\n```") if ev else out.evaluation_note,
+    }
+    if ev:
+        metadata["evaluation_metrics"] = dg.MetadataValue.json(ev.metrics)
+        metadata["evaluation_note"] = out.evaluation_note or "none"
+    return dg.MaterializeResult(metadata=metadata)
+
+
+@_ml_asset(
     key=FORECAST_BACKTEST,
     deps=FORECAST_DEPS,
     kinds={"prophet", "duckdb"},
@@ -322,4 +377,4 @@ def forecast_accuracy(context: dg.AssetExecutionContext, warehouse: WarehouseRes
     )
 
 
-ML_ASSETS = [churn_candidate, churn_scores, demand_forecast_backtest, demand_forecast, forecast_accuracy]
+ML_ASSETS = [churn_candidate, churn_scores, customer_value, demand_forecast_backtest, demand_forecast, forecast_accuracy]

@@ -3,7 +3,7 @@
 import dagster as dg
 
 from dagster_project.keys import (
-    ALERT_EVENTS, CHURN_SCORES, DEMAND_FORECAST, DQ_TABLES, FCT_CHANNEL_DAILY, FCT_DAILY_METRICS, FCT_FUNNEL_DAILY,
+    ALERT_EVENTS, CHURN_SCORES, CUSTOMER_VALUE, DEMAND_FORECAST, DQ_TABLES, FCT_CHANNEL_DAILY, FCT_DAILY_METRICS, FCT_FUNNEL_DAILY,
     FCT_RETENTION_WEEKLY, KPI_REPORT,
 )
 from dagster_project.resources import WAREHOUSE_POOL, WarehouseResource
@@ -14,7 +14,7 @@ from nightjar.report import generate_report
 # read when present, but is not a dependency: the report should not wait on it). The
 # data-quality section reads the monitoring.dq_* measures.
 REPORT_DEPS = [FCT_DAILY_METRICS, FCT_RETENTION_WEEKLY, FCT_FUNNEL_DAILY, FCT_CHANNEL_DAILY, DEMAND_FORECAST,
-               CHURN_SCORES, ALERT_EVENTS, *DQ_TABLES]
+               CHURN_SCORES, CUSTOMER_VALUE, ALERT_EVENTS, *DQ_TABLES]
 
 
 @dg.asset(

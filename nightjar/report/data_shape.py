@@ -16,9 +16,9 @@ EVENT_KPIS = frozenset({"dau", "wau", "mau", "stickiness", "new_users", "session
                         "bounce_rate", "arpdau"})
 ORDER_KPIS = frozenset({"orders", "units", "gross_revenue", "refunds", "net_revenue", "aov", "arpdau"})
 EVENT_SECTIONS = ("active-users", "sessions", "retention", "funnel")
-ORDER_SECTIONS = ("revenue", "churn")
+ORDER_SECTIONS = ("revenue", "churn", "clv")
 NEEDS_EVENTS = "active users (DAU/WAU/MAU), sessions, conversion and bounce rates, retention cohorts and the funnel"
-NEEDS_ORDERS = "orders, revenue, AOV, ARPDAU, churn scores and demand forecasts"
+NEEDS_ORDERS = "orders, revenue, AOV, ARPDAU, churn scores, customer lifetime value and demand forecasts"
 
 
 @dataclass(frozen=True)

@@ -50,6 +50,7 @@ SOURCE_TABLES = (
     ("marts", "fct_channel_daily"),
     ("ml", "demand_forecast"),
     ("ml", "churn_scores"),
+    ("ml", "customer_value"),
     ("alerts", "alert_events"),
     ("monitoring", "dq_event_quality"),
     ("monitoring", "dq_rejects"),
@@ -502,6 +503,38 @@ def _section_churn(con) -> Section:
     return s
 
 
+def _section_clv(con) -> Section:
+    s = Section("clv", "Customer lifetime value")
+    _require(con, "ml", "customer_value", "customer_id", "predicted_clv")
+    cols = table_columns(con, "ml", "customer_value") or []
+    meta = {c: (c if c in cols else "null") for c in ("horizon_days", "aov_model", "model_version", "as_of")}
+    total, n, horizon, aov_model, version, as_of = con.execute(
+        f"select sum(predicted_clv), count(*), max({meta['horizon_days']}), string_agg(distinct {meta['aov_model']}, ', '), "
+        f"max({meta['model_version']}), max({meta['as_of']}) from \"ml\".\"customer_value\" where predicted_clv is not null"
+    ).fetchone()
+    # decile 1 = the tenth of customers with the highest predicted value
+    deciles = con.execute(
+        "select decile, count(*), avg(predicted_clv), sum(predicted_clv), min(predicted_clv), max(predicted_clv) from ("
+        "select predicted_clv, ntile(10) over (order by predicted_clv desc, customer_id) as decile "
+        "from \"ml\".\"customer_value\" where predicted_clv is not null) d group by decile order by decile"
+    ).fetchall()
+    total = _f(total) or 0.0
+    over = f"the next {format_value(horizon, 'int')} days" if horizon else "the horizon"
+    aov = {"gamma_gamma": "Gamma-Gamma", "empirical": "each customer's own mean"}.get(str(aov_model), str(aov_model or "?"))
+    s.body = (
+        f'<p class="muted">{format_value(n, "int")} customers, predicted value over {escape(over)} '
+        f'{format_value(total, "usd")} (BG/NBD purchases × average order value from {escape(aov)}; '
+        f"model {escape(str(version or '?'))}, as of {escape(str(as_of or '?'))}).</p>"
+        + _table(
+            ["decile", "customers", "mean CLV", "CLV range", "share of total"],
+            [[str(d), format_value(k, "int"), format_value(_f(mean), "usd"),
+              f"{format_value(_f(lo), 'usd')} – {format_value(_f(hi), 'usd')}",
+              f"{(_f(part) or 0) / total * 100:.1f}%" if total > 0 else "–"] for d, k, mean, part, lo, hi in deciles],
+        )
+    )
+    return s
+
+
 _ALERT_TIME_COLUMNS = ("metric_date", "evaluated_at", "fired_at", "triggered_at", "created_at", "event_time",
                        "occurred_at", "ts", "timestamp", "date")
 # Columns of alerts.alert_events worth showing, in this order, when present.
@@ -694,6 +727,7 @@ def build_report(
         ("funnel", "Purchase funnel", lambda: _section_funnel(con, as_of)),
         ("channels", "Channels and attribution", lambda: _section_channels(con, as_of)),
         ("churn", "Churn risk", lambda: _section_churn(con)),
+        ("clv", "Customer lifetime value", lambda: _section_clv(con)),
         ("alerts", "Recent alerts", lambda: _section_alerts(con)),
         ("data-quality", "Data quality", lambda: _section_data_quality(con)),
     ]
