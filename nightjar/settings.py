@@ -6,6 +6,7 @@ point a whole pipeline at a temporary directory by setting ``NIGHTJAR_DATA_DIR``
 """
 from __future__ import annotations
 
+import json
 import os
 import re
 from collections.abc import Iterator
@@ -76,6 +77,20 @@ class Settings:
     # derived window, e.g. 18 months of a shop whose p90 gap is 200 days). Run config wins.
     churn_horizon_days: int | None = None
     churn_check_horizon: bool = True
+    # The engine (DESIGN §6): NIGHTJAR_ENGINE=duckdb (default: dlt -> the DuckDB warehouse,
+    # dbt-duckdb) or spark (dlt -> a parquet lake, dbt-spark). Under spark the DuckDB
+    # warehouse file still holds what Nightjar writes itself (ml, alerts) and views over the
+    # Spark tables' parquet files, so ML, alerts and the report read one interface.
+    engine: str = "duckdb"
+    # spark: the raw parquet lake (NIGHTJAR_LAKE_URL, any fsspec URL; default <data dir>/lake),
+    # the Spark master (NIGHTJAR_SPARK_MASTER, default local[*]), the table warehouse
+    # (NIGHTJAR_SPARK_WAREHOUSE, default <data dir>/spark-warehouse, tables at
+    # <warehouse>/<schema>.db/<table>/) and extra Spark conf (NIGHTJAR_SPARK_CONF, a JSON
+    # object or comma-separated key=value pairs, e.g. "spark.executor.memory=4g").
+    lake_url: str = ""
+    spark_master: str = "local[*]"
+    spark_warehouse: Path | None = None
+    spark_conf: tuple[tuple[str, str], ...] = ()
 
     @property
     def earliest_event_time(self) -> datetime:
@@ -136,6 +151,26 @@ class Settings:
         return self.data_dir / "ground_truth.json"
 
     @property
+    def spark_metastore_dir(self) -> Path:
+        """The embedded Derby metastore, pinned beside the Spark warehouse so that every process
+        (dbt, Dagster, tests) sees one catalog (Derby admits one process at a time)."""
+        return (self.spark_warehouse or self.data_dir / "spark-warehouse") / "metastore_db"
+
+    def spark_session_conf(self) -> dict[str, str]:
+        """The Spark conf of every Nightjar Spark session: master, warehouse, metastore, then
+        NIGHTJAR_SPARK_CONF (which wins)."""
+        conf = {
+            "spark.master": self.spark_master,
+            "spark.sql.warehouse.dir": str(self.spark_warehouse or self.data_dir / "spark-warehouse"),
+            "spark.hadoop.javax.jdo.option.ConnectionURL":
+                f"jdbc:derby:;databaseName={self.spark_metastore_dir};create=true",
+            # timestamps are UTC everywhere, as in the DuckDB profile
+            "spark.sql.session.timeZone": "UTC",
+        }
+        conf.update(dict(self.spark_conf))
+        return conf
+
+    @property
     def duckdb_temp_dir(self) -> Path:
         """Where DuckDB spills when a query exceeds the memory limit."""
         return self.duckdb_temp_directory or Path(str(self.warehouse) + ".tmp")
@@ -169,7 +204,13 @@ class Settings:
             "NIGHTJAR_HOLIDAY_COUNTRY": self.holiday_country,
             "NIGHTJAR_EARLIEST_EVENT_DATE": self.earliest_event_date.isoformat(),
             "NIGHTJAR_CHURN_CHECK_HORIZON": str(self.churn_check_horizon).lower(),
+            "NIGHTJAR_ENGINE": self.engine,
+            "NIGHTJAR_LAKE_URL": self.lake_url,
+            "NIGHTJAR_SPARK_MASTER": self.spark_master,
+            "NIGHTJAR_SPARK_WAREHOUSE": str(self.spark_warehouse),
         }
+        if self.spark_conf:
+            env["NIGHTJAR_SPARK_CONF"] = ",".join(f"{k}={v}" for k, v in self.spark_conf)
         if self.duckdb_memory_limit:
             env["NIGHTJAR_DUCKDB_MEMORY_LIMIT"] = self.duckdb_memory_limit
         if self.churn_horizon_days:
@@ -212,7 +253,44 @@ def get_settings(environ: os._Environ[str] | dict[str, str] | None = None) -> Se
         earliest_event_date=_date(env, "NIGHTJAR_EARLIEST_EVENT_DATE", DEFAULT_EARLIEST_EVENT_DATE),
         churn_horizon_days=_positive_int(env, "NIGHTJAR_CHURN_HORIZON_DAYS", 0) or None,
         churn_check_horizon=_bool(env, "NIGHTJAR_CHURN_CHECK_HORIZON", True),
+        engine=_engine(env),
+        lake_url=(env.get("NIGHTJAR_LAKE_URL") or str(data_dir / "lake")).rstrip("/"),
+        spark_master=env.get("NIGHTJAR_SPARK_MASTER") or "local[*]",
+        spark_warehouse=Path(env.get("NIGHTJAR_SPARK_WAREHOUSE") or data_dir / "spark-warehouse").expanduser().resolve(),
+        spark_conf=_spark_conf(env.get("NIGHTJAR_SPARK_CONF") or ""),
     )
+
+
+ENGINES = ("duckdb", "spark")
+
+
+def _engine(env) -> str:
+    raw = (env.get("NIGHTJAR_ENGINE") or "duckdb").strip().lower()
+    if raw not in ENGINES:
+        raise ValueError(f"NIGHTJAR_ENGINE must be one of {', '.join(ENGINES)}, got {env.get('NIGHTJAR_ENGINE')!r}")
+    return raw
+
+
+def _spark_conf(raw: str) -> tuple[tuple[str, str], ...]:
+    """NIGHTJAR_SPARK_CONF: a JSON object, or comma-separated key=value pairs."""
+    raw = raw.strip()
+    if not raw:
+        return ()
+    if raw.startswith("{"):
+        try:
+            parsed = json.loads(raw)
+        except ValueError as exc:
+            raise ValueError(f"NIGHTJAR_SPARK_CONF is not valid JSON: {exc}") from None
+        if not isinstance(parsed, dict):
+            raise ValueError("NIGHTJAR_SPARK_CONF must be a JSON object of Spark conf keys and values")
+        return tuple((str(k), str(v)) for k, v in parsed.items())
+    pairs = []
+    for item in raw.split(","):
+        key, sep, value = item.partition("=")
+        if not sep or not key.strip():
+            raise ValueError(f"NIGHTJAR_SPARK_CONF must be key=value pairs separated by commas, got {item!r}")
+        pairs.append((key.strip(), value.strip()))
+    return tuple(pairs)
 
 
 def _bool(env, name: str, default: bool) -> bool:

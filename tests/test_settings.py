@@ -109,3 +109,40 @@ def test_churn_horizon_settings_reach_subprocesses_and_bad_values_are_refused(tm
         get_settings({"NIGHTJAR_DATA_DIR": str(tmp_path), "NIGHTJAR_CHURN_CHECK_HORIZON": "maybe"})
     with pytest.raises(ValueError, match="NIGHTJAR_CHURN_HORIZON_DAYS"):
         get_settings({"NIGHTJAR_DATA_DIR": str(tmp_path), "NIGHTJAR_CHURN_HORIZON_DAYS": "-5"})
+
+
+def test_engine_settings_default_to_duckdb_and_reach_subprocesses(tmp_path: Path) -> None:
+    s = get_settings({"NIGHTJAR_DATA_DIR": str(tmp_path)})
+    assert s.engine == "duckdb"
+    assert s.lake_url == str(tmp_path / "lake")
+    assert s.spark_warehouse == tmp_path / "spark-warehouse"
+    conf = s.spark_session_conf()
+    assert conf["spark.master"] == "local[*]"
+    assert conf["spark.sql.warehouse.dir"] == str(tmp_path / "spark-warehouse")
+    # one pinned metastore for every process
+    assert str(tmp_path / "spark-warehouse" / "metastore_db") in conf["spark.hadoop.javax.jdo.option.ConnectionURL"]
+
+    s = get_settings({
+        "NIGHTJAR_DATA_DIR": str(tmp_path), "NIGHTJAR_ENGINE": "Spark",
+        "NIGHTJAR_LAKE_URL": "s3://bucket/lake/", "NIGHTJAR_SPARK_MASTER": "spark://10.0.0.1:7077",
+        "NIGHTJAR_SPARK_CONF": "spark.executor.memory=4g, spark.sql.shuffle.partitions=8",
+    })
+    assert (s.engine, s.lake_url) == ("spark", "s3://bucket/lake")
+    conf = s.spark_session_conf()
+    assert conf["spark.master"] == "spark://10.0.0.1:7077"
+    assert conf["spark.executor.memory"] == "4g" and conf["spark.sql.shuffle.partitions"] == "8"
+    child = get_settings(s.env())  # subprocesses see the same engine
+    assert (child.engine, child.lake_url, child.spark_master, child.spark_warehouse, child.spark_conf) == (
+        s.engine, s.lake_url, s.spark_master, s.spark_warehouse, s.spark_conf)
+    assert get_settings({"NIGHTJAR_SPARK_CONF": '{"spark.sql.shuffle.partitions": 4}'}).spark_conf == (
+        ("spark.sql.shuffle.partitions", "4"),)
+
+
+@pytest.mark.parametrize("env, message", [
+    ({"NIGHTJAR_ENGINE": "snowflake"}, "NIGHTJAR_ENGINE must be one of duckdb, spark"),
+    ({"NIGHTJAR_SPARK_CONF": "spark.executor.memory"}, "key=value pairs"),
+    ({"NIGHTJAR_SPARK_CONF": "{not json"}, "not valid JSON"),
+])
+def test_bad_engine_settings_are_refused(env: dict, message: str) -> None:
+    with pytest.raises(ValueError, match=message):
+        get_settings(env)
