@@ -11,13 +11,15 @@ export NIGHTJAR_DATA_DIR ?= $(CURDIR)/data
 # shell, with or without an activated venv.
 export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
 MANIFEST := dbt_project/target/manifest.json
-DBT_SOURCES := $(shell find dbt_project -type f \( -name '*.sql' -o -name '*.yml' -o -name '*.csv' \) -not -path '*/target/*' -not -path '*/logs/*' 2>/dev/null)
+# The same project parsed for the Spark target (NIGHTJAR_ENGINE=spark loads its assets from it).
+SPARK_MANIFEST := dbt_project/target-spark/manifest.json
+DBT_SOURCES := $(shell find dbt_project -type f \( -name '*.sql' -o -name '*.yml' -o -name '*.csv' \) -not -path '*/target/*' -not -path '*/target-spark/*' -not -path '*/logs/*' 2>/dev/null)
 PYTEST_ARGS ?=
 # pytest-xdist workers: most tests wait on dbt, Dagster or DuckDB subprocesses, so two
 # workers keep both cores busy.
 PYTEST_WORKERS ?= 2
 
-.PHONY: install run test test-fast ui bench clean manifest lock
+.PHONY: install run run-spark test test-fast ui bench clean manifest lock
 
 # A venv with uv in it, then the pinned lock installed with uv (≈10 s warm). Re-runs only
 # when the lock or pyproject change.
@@ -33,9 +35,14 @@ $(MANIFEST): $(STAMP) $(DBT_SOURCES)
 	cd dbt_project && ../$(VENV)/bin/dbt parse --quiet --profiles-dir . --target-path target
 	touch $(MANIFEST)
 
-manifest: $(MANIFEST)
+# Parsing does not start Spark (no JVM): the target only selects dbt-spark's macros.
+$(SPARK_MANIFEST): $(STAMP) $(DBT_SOURCES)
+	cd dbt_project && NIGHTJAR_ENGINE=spark ../$(VENV)/bin/dbt parse --quiet --profiles-dir . --target spark --target-path target-spark
+	touch $(SPARK_MANIFEST)
 
-install: $(STAMP) $(if $(wildcard dbt_project/dbt_project.yml),$(MANIFEST))
+manifest: $(MANIFEST) $(SPARK_MANIFEST)
+
+install: $(STAMP) $(if $(wildcard dbt_project/dbt_project.yml),$(MANIFEST) $(SPARK_MANIFEST))
 
 # Refresh the lock after changing dependencies in pyproject.toml.
 lock:
@@ -51,6 +58,11 @@ run: install
 	fi
 	$(VENV)/bin/nightjar run
 
+# The whole pipeline on Spark on this machine (local[*], lake and Spark tables in the data
+# dir); NIGHTJAR_SPARK_MASTER=spark://host:7077 points it at a cluster.
+run-spark: export NIGHTJAR_ENGINE = spark
+run-spark: run
+
 test: install
 	$(VENV)/bin/pytest -n $(PYTEST_WORKERS) --dist worksteal $(PYTEST_ARGS)
 
@@ -65,4 +77,4 @@ bench: install
 	$(VENV)/bin/nightjar bench
 
 clean:
-	rm -rf $(VENV) dbt_project/target dbt_project/logs
+	rm -rf $(VENV) dbt_project/target dbt_project/target-spark dbt_project/logs

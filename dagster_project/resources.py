@@ -10,7 +10,8 @@ import duckdb
 
 from nightjar.dagster_home import WAREHOUSE_POOL  # noqa: F401  (the assets' pool)
 from nightjar.settings import Settings, get_settings
-from nightjar.warehouse_lock import locked_connection, warehouse_lock
+from nightjar import marts_reader
+from nightjar.warehouse_lock import warehouse_lock
 
 
 
@@ -30,16 +31,14 @@ class WarehouseResource(dg.ConfigurableResource):
 
     @contextmanager
     def connect(self, read_only: bool = False) -> Iterator[duckdb.DuckDBPyConnection]:
-        """A connection held under the cross-process warehouse lock.
+        """A connection held under the cross-process warehouse lock (:func:`nightjar.marts_reader.connect`:
+        on either engine the marts are tables or views of this one DuckDB file).
 
         The Dagster pool serialises runs of one instance; the file lock also covers a
         `nightjar run` (its own instance) overlapping a UI run. Read-only connections take
         it too: DuckDB refuses to open a file another process is writing.
         """
-        settings = self.settings()
-        settings.warehouse.parent.mkdir(parents=True, exist_ok=True)
-        with locked_connection(settings.warehouse, read_only=read_only, purpose="dagster asset",
-                               config=settings.duckdb_config()) as con:
+        with marts_reader.connect(self.settings(), read_only=read_only, purpose="dagster asset") as con:
             yield con
 
     def lock(self, purpose: str = ""):

@@ -9,7 +9,7 @@ import duckdb
 
 from nightjar.report.data_shape import DataShape, data_shape
 from nightjar.settings import Settings
-from nightjar.warehouse_lock import locked_connection
+from nightjar.marts_reader import connect
 
 SCHEMAS = ("raw", "staging", "intermediate", "marts", "ml", "alerts")
 
@@ -111,8 +111,7 @@ def format_summary(settings: Settings) -> str:
     from nightjar.report.kpi import format_kpi_summary
 
     # under the warehouse lock: another `nightjar run` may be writing the file
-    with locked_connection(settings.warehouse, read_only=True, purpose="run summary",
-                           config=settings.duckdb_config()) as con:
+    with connect(settings, read_only=True, purpose="run summary") as con:
         counts = table_counts(con)
         if not counts:
             return f"Warehouse {settings.warehouse} is empty"

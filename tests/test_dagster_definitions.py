@@ -1,4 +1,6 @@
 """The Dagster graph as a user sees it: one lineage from landing files to marts."""
+import os
+
 import dagster as dg
 import pytest
 
@@ -73,3 +75,36 @@ def test_the_code_location_prepares_dbt_under_dagster_dev_without_the_venv_on_pa
                           cwd=REPO, env=env, capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert manifest.stat().st_mtime_ns > before  # prepared (dbt parse ran), not merely loaded
+
+
+def test_the_same_asset_graph_on_spark(asset_graph) -> None:
+    """NIGHTJAR_ENGINE=spark loads the dbt assets from the Spark target's manifest
+    (dbt_project/target-spark/manifest.json, `make manifest`) without parsing: the same
+    asset keys, dependencies and checks as on DuckDB, the dbt step still in the one-slot pool."""
+    import json
+    import subprocess
+    import sys
+
+    from nightjar.settings import DBT_PROJECT_DIR
+
+    probe = (
+        "import json, dagster as dg\n"
+        "from dagster_project.definitions import defs\n"
+        "from dagster_project.transform.assets import nightjar_dbt_models as m\n"
+        "from dagster_project.transform.project import dbt_project\n"
+        "g = defs.resolve_asset_graph()\n"
+        "print(json.dumps({'manifest': str(dbt_project.manifest_path), 'pool': m.node_def.pool,\n"
+        "  'deps': {k.to_user_string(): sorted(p.to_user_string() for p in g.get(k).parent_keys) for k in g.get_all_asset_keys()},\n"
+        "  'checks': sorted(c.to_user_string() for c in g.asset_check_keys)}))\n"
+    )
+    env = {k: v for k, v in os.environ.items() if not k.startswith("DAGSTER_IS_DEV")}
+    env["NIGHTJAR_ENGINE"] = "spark"
+    proc = subprocess.run([sys.executable, "-c", probe], env=env, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    spark = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert spark["manifest"] == str(DBT_PROJECT_DIR / "target-spark" / "manifest.json")
+    assert spark["pool"] == WAREHOUSE_POOL
+    duckdb_deps = {k.to_user_string(): sorted(p.to_user_string() for p in asset_graph.get(k).parent_keys)
+                   for k in asset_graph.get_all_asset_keys()}
+    assert spark["deps"] == duckdb_deps
+    assert spark["checks"] == sorted(c.to_user_string() for c in asset_graph.asset_check_keys)

@@ -4,6 +4,7 @@ import dagster as dg
 
 from dagster_project.keys import raw_asset_key
 from dagster_project.resources import WAREHOUSE_POOL, WarehouseResource
+from nightjar.marts_reader import refresh_views
 
 EVENT_TABLES = {
     "events": "Valid app events from the landing files, one row per line (duplicates kept; staging de-duplicates).",
@@ -37,6 +38,7 @@ def _dlt_asset(name: str, tables: dict[str, str], source: str, description: str)
 def landing_events(context: dg.AssetExecutionContext, warehouse: WarehouseResource):
     from nightjar.ingest import load_events
 
+    # the engine's raw layer: the DuckDB warehouse, or under NIGHTJAR_ENGINE=spark the lake
     summary = load_events(warehouse.settings())
     context.log.info(
         "events: %s files, %s lines read, %s loaded, %s rejected",
@@ -66,6 +68,7 @@ def landing_events(context: dg.AssetExecutionContext, warehouse: WarehouseResour
 def shop_db(context: dg.AssetExecutionContext, warehouse: WarehouseResource):
     from nightjar.ingest import load_shop
 
+    # the engine's raw layer (see landing_events)
     summary = load_shop(warehouse.settings())
     extracted = summary.get("rows", {})
     totals = _table_counts(warehouse, SHOP_TABLES)
@@ -81,6 +84,8 @@ def shop_db(context: dg.AssetExecutionContext, warehouse: WarehouseResource):
 
 
 def _table_counts(warehouse: WarehouseResource, tables: dict[str, str]) -> dict[str, int]:
+    # engine=spark: raw is the lake, read through views over its parquet files (no-op on DuckDB)
+    refresh_views(warehouse.settings())
     with warehouse.connect(read_only=True) as con:
         existing = {
             r[0]

@@ -19,6 +19,7 @@ cannot be used here.
 import json
 import time
 from collections.abc import Mapping, Sequence
+from contextlib import nullcontext
 from pathlib import Path
 from typing import Any
 
@@ -28,7 +29,11 @@ from dagster_dbt import DbtCliResource, dbt_assets
 
 from dagster_project.orchestration.partitions import NIGHTLY, RUN_KIND_TAG, daily_partitions, utc_window
 from dagster_project.resources import WAREHOUSE_POOL, WarehouseResource
-from nightjar.pii_key import ensure_key_file
+from nightjar.marts_reader import refresh_views
+from nightjar.pii_key import ENV_VAR as PII_ENV_VAR
+from nightjar.pii_key import ensure_key_file, read_key
+from nightjar.settings import Settings, environ_overrides
+from nightjar.warehouse_lock import warehouse_lock
 from nightjar.dbt_args import INCREMENTAL_BUILD_ARGS, nightly_dbt_args
 from dagster_project.transform.project import dbt_project
 from dagster_project.transform.translator import NightjarDbtTranslator
@@ -81,10 +86,15 @@ def dbt_build_args(context: dg.AssetExecutionContext, config: DbtBuildConfig,
 )
 def nightjar_dbt_models(context: dg.AssetExecutionContext, dbt: DbtCliResource, warehouse: WarehouseResource,
                         config: DbtBuildConfig):
-    state_file = warehouse.settings().artifacts_dir / "dbt_build_state.json"
+    settings = warehouse.settings()
+    state_file = settings.artifacts_dir / "dbt_build_state.json"
     selected = [key.to_user_string() for key in context.selected_asset_keys]
-    with warehouse.lock(purpose="dbt build"):
-        raw, project = _fingerprints(warehouse.path, warehouse.settings().duckdb_config())
+    with warehouse.lock(purpose="dbt build"), engine_lock(settings):
+        if settings.engine == "spark":
+            # the lake's raw tables as views: the raw fingerprint and the nightly test window
+            # below read them (and the Spark tables) from the DuckDB file
+            context.log.info(f"views over parquet before dbt: {refresh_views(settings)}")
+        raw, project = _fingerprints(warehouse.path, settings.duckdb_config())
         if is_watermark_run(context, config) and build_state.nothing_to_build(
             build_state.read_state(state_file), raw, project, selected
         ):
@@ -96,10 +106,15 @@ def nightjar_dbt_models(context: dg.AssetExecutionContext, dbt: DbtCliResource, 
         # staging pseudonymises PII with this key; the first night creates it (no default key)
         ensure_key_file(warehouse.settings().pii_key_file)
         context.log.info(f"dbt {' '.join(args)}  [{mode}]")
-        invocation = dbt.cli(args, context=context, raise_on_error=False)
+        # dbt's process starts inside cli() with a copy of this environment
+        with environ_overrides(dbt_engine_env(settings)):
+            invocation = dbt.cli(args, context=context, raise_on_error=False)
         # Buffer the events: the warehouse can be read only once dbt has released it.
         events = list(invocation.stream())
         started = time.monotonic()
+        if settings.engine == "spark":
+            # ML, alerts and the report read the new parquet files through these views
+            context.log.info(f"views over parquet after dbt: {refresh_views(settings)}")
         stats = warehouse_stats(warehouse.path, invocation.manifest, events)
         if invocation.is_successful() and raw:
             build_state.write_state(state_file, raw, project, selected)
@@ -111,6 +126,29 @@ def nightjar_dbt_models(context: dg.AssetExecutionContext, dbt: DbtCliResource, 
         yield event
     if not invocation.is_successful():
         raise invocation.get_error() or RuntimeError("dbt build failed")
+
+
+def engine_lock(settings: Settings):
+    """Under spark, the lock of the embedded Derby metastore (one process at a time): besides
+    the warehouse lock, so a manual `python -m nightjar.warehouse_lock <metastore_db> -- dbt
+    build` of another data dir on the same Spark warehouse waits too."""
+    if settings.engine != "spark":
+        return nullcontext()
+    return warehouse_lock(settings.spark_metastore_dir, purpose="dbt build (Spark metastore)")
+
+
+def dbt_engine_env(settings: Settings) -> dict[str, str]:
+    """Environment of the dbt process beyond Settings.env(): under spark the generated
+    spark-defaults.conf (NIGHTJAR_SPARK_CONF) and the PII key, which the Spark profile reads
+    only from NIGHTJAR_PII_KEY (it has no plugin to read the key file)."""
+    if settings.engine != "spark":
+        return {}
+    settings.write_spark_conf()
+    env = {"SPARK_CONF_DIR": str(settings.spark_conf_dir)}
+    key = read_key(settings.pii_key_file)
+    if key:
+        env[PII_ENV_VAR] = key
+    return env
 
 
 def _fingerprints(path: Path, config: Mapping[str, Any]) -> tuple[dict[str, list[Any]], str]:

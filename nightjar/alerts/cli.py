@@ -52,9 +52,9 @@ def _valid_ruleset(args):
 
 
 def _read_warehouse(settings, purpose: str):
-    from nightjar.warehouse_lock import locked_connection
+    from nightjar.marts_reader import connect
 
-    return locked_connection(settings.warehouse, read_only=True, purpose=purpose, config=settings.duckdb_config())
+    return connect(settings, read_only=True, purpose=purpose)
 
 
 def _cmd_validate(args: argparse.Namespace) -> int:

@@ -797,12 +797,17 @@ def generate_report(warehouse: Path, reports_dir: Path, *, config: Mapping[str, 
     """Open the warehouse read-only with its DuckDB ``config`` (``Settings.duckdb_config()``)
     and write the report (an absent warehouse renders an all-"not available" report)."""
     if warehouse.exists():
-        con = duckdb.connect(str(warehouse), read_only=True, config=dict(config))
+        # the lock every warehouse reader takes (nightjar.marts_reader.connect; re-entrant for
+        # the report asset, which already holds it)
+        from nightjar.warehouse_lock import locked_connection
+
+        with locked_connection(warehouse, read_only=True, config=config, purpose="kpi report") as con:
+            report = build_report(con, source=str(warehouse), **kwargs)
     else:
         con = duckdb.connect(":memory:")
-    try:
-        report = build_report(con, source=str(warehouse), **kwargs)
-    finally:
-        con.close()
+        try:
+            report = build_report(con, source=str(warehouse), **kwargs)
+        finally:
+            con.close()
     dated, latest = write_report(report, reports_dir)
     return report, dated, latest
