@@ -105,6 +105,14 @@ def _alerts_block(con: duckdb.DuckDBPyConnection, counts: dict[str, int]) -> lis
     return lines
 
 
+def _engine_lines(settings: Settings) -> list[str]:
+    """Under spark, where the tables really are (the warehouse file holds views over them)."""
+    if settings.engine != "spark":
+        return []
+    return [f"Engine: Spark ({settings.spark_master}); tables in {settings.spark_warehouse}, raw lake "
+            f"{settings.lake_url} (read here through views)"]
+
+
 def format_summary(settings: Settings) -> str:
     if not settings.warehouse.exists():
         return f"Warehouse {settings.warehouse} does not exist yet"
@@ -116,7 +124,8 @@ def format_summary(settings: Settings) -> str:
         if not counts:
             return f"Warehouse {settings.warehouse} is empty"
         shape = data_shape(con)
-        lines = [f"Warehouse: {settings.warehouse}", f"Data: {shape.label}", "", *_counts_block(counts), ""]
+        lines = [f"Warehouse: {settings.warehouse}", *_engine_lines(settings), f"Data: {shape.label}", "",
+                 *_counts_block(counts), ""]
         lines += [format_kpi_summary(con), ""]
         lines += _models_block(settings, shape)
         lines += ["", *_alerts_block(con, counts)]

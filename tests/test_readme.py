@@ -29,6 +29,10 @@ README = REPO / "README.md"
 SKIPPED = {
     "make test": "this test runs inside `make test`",
     ".venv/bin/nightjar bench --scale S": "minutes of benchmark; tests/test_bench_smoke.py runs the bench at XS",
+    # Spark: JVMs; tests/test_spark_e2e.py runs the `nightjar run` line verbatim (two nights,
+    # marts compared with DuckDB's), and `make run-spark` is `make run` with that engine
+    "make run-spark": "minutes of JVM; tests/test_spark_e2e.py runs the same pipeline on Spark",
+    "NIGHTJAR_DATA_DIR=data/demo NIGHTJAR_ENGINE=spark .venv/bin/nightjar run": "run verbatim by tests/test_spark_e2e.py",
 }
 STARTED = {"make ui"}  # a server: started, checked, stopped
 # Marts and models every run builds on the small shop (a 90-day shop has no fully observed
