@@ -146,3 +146,21 @@ def test_engine_settings_default_to_duckdb_and_reach_subprocesses(tmp_path: Path
 def test_bad_engine_settings_are_refused(env: dict, message: str) -> None:
     with pytest.raises(ValueError, match=message):
         get_settings(env)
+
+
+def test_spark_conf_reaches_spark_defaults_conf(tmp_path) -> None:
+    """NIGHTJAR_SPARK_CONF -> <data dir>/artifacts/spark-conf/spark-defaults.conf, the
+    SPARK_CONF_DIR of Spark processes (tests/test_marts_reader.py checks a real session)."""
+    s = get_settings({"NIGHTJAR_DATA_DIR": str(tmp_path), "NIGHTJAR_ENGINE": "spark",
+                      "NIGHTJAR_SPARK_CONF": '{"spark.executor.memory": "4g", "spark.x.path": "C:\\\\tmp"}'})
+    folder = s.write_spark_conf()
+    assert folder == tmp_path / "artifacts" / "spark-conf" and s.env()["SPARK_CONF_DIR"] == str(folder)
+    lines = (folder / "spark-defaults.conf").read_text().splitlines()
+    assert "spark.executor.memory 4g" in lines
+    assert "spark.x.path C:\\\\tmp" in lines  # a backslash escapes in Java properties
+    assert f"spark.sql.warehouse.dir {tmp_path / 'spark-warehouse'}" in lines
+    assert any(line.startswith("spark.driver.extraJavaOptions -Dderby.stream.error.file=") for line in lines)
+    assert "SPARK_CONF_DIR" not in get_settings({"NIGHTJAR_DATA_DIR": str(tmp_path)}).env()
+    bad = get_settings({"NIGHTJAR_DATA_DIR": str(tmp_path), "NIGHTJAR_SPARK_CONF": '{"spark.a": "x\\ny"}'})
+    with pytest.raises(ValueError, match="one line"):
+        bad.write_spark_conf()
