@@ -134,6 +134,8 @@ def engine_lock(settings: Settings):
     build` of another data dir on the same Spark warehouse waits too."""
     if settings.engine != "spark":
         return nullcontext()
+    # the lock file lives beside the metastore (elsewhere only if that folder is read-only)
+    settings.spark_metastore_dir.parent.mkdir(parents=True, exist_ok=True)
     return warehouse_lock(settings.spark_metastore_dir, purpose="dbt build (Spark metastore)")
 
 
