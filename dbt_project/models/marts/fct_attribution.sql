@@ -1,9 +1,9 @@
 {# One row per order x touchpoint x attribution model with the touchpoint's credit (the credits
    of an order sum to 1 per model). Touchpoints: the customer's sessions that start in the
-   lookback window before the order, up to the order time (README "Attribution").
-   Incremental: only the orders whose touchpoints or order row may have changed are
-   recomputed (delete+insert on order_id); orders that no longer count are deleted by the
-   post-hook (README "Channels and attribution"). #}
+   lookback window before the order, up to the order time. Incremental: only the orders whose
+   touchpoints or order row may have changed are recomputed (delete+insert on order_id);
+   orders that no longer count are deleted by the post-hook (README "Channels and
+   attribution"). #}
 -- depends_on: {{ ref('int_identity_map') }}
 -- depends_on: {{ ref('int_device_users') }}
 -- depends_on: {{ ref('int_events_stitched') }}
@@ -43,7 +43,7 @@ change_points as (
     -- new, late or re-delivered event (or a merge it causes) shows as a session newer than
     -- the watermark, changed from its start. A device that changed hands takes events away
     -- from its old owner without a new load: moved_device_owners, from its first
-    -- anonymous event. In a backfill: the users with events in the window, all orders.
+    -- anonymous event. In a backfill: the users with events in the window, from the start.
     select customer_id, session_start as changed_from
     from {{ ref('fct_sessions') }}
     where customer_id is not null
