@@ -207,18 +207,31 @@ def test_events_only_and_orders_only_shops_have_every_raw_table(tmp_path):
 
 
 def test_the_lake_can_be_any_fsspec_url(tmp_path):
-    """NIGHTJAR_LAKE_URL is handed to dlt as it is: here a file:// URL of a folder outside
-    the data dir."""
+    """NIGHTJAR_LAKE_URL is handed to dlt as it is: a file:// URL of a folder outside the data
+    dir, and fsspec's in-memory filesystem, which stands in for an object store (no local
+    paths, no renames: files are written and read through fsspec)."""
+    import fsspec
+
     lake = tmp_path / "elsewhere" / "lake"
-    settings = get_settings({"NIGHTJAR_DATA_DIR": str(tmp_path / "data"), "NIGHTJAR_ENGINE": "spark",
-                             "NIGHTJAR_LAKE_URL": lake.as_uri()})
-    write_corpus(settings.events_dir)
-    first = load_events(settings)
-    assert first["rows_loaded"] > 0 and first["lines_read"] == first["rows_loaded"] + first["rows_rejected"]
+    bucket = f"/nightjar-test-{tmp_path.name}"
+    for url in (lake.as_uri(), f"memory://{bucket}/lake"):
+        settings = get_settings({"NIGHTJAR_DATA_DIR": str(tmp_path / url.split(":")[0]), "NIGHTJAR_ENGINE": "spark",
+                                 "NIGHTJAR_LAKE_URL": url})
+        expected = write_corpus(settings.events_dir)
+        first = load_events(settings)
+        assert first["rows_loaded"] > 0 and first["lines_read"] == first["rows_loaded"] + first["rows_rejected"]
+        assert len(first["files"]) == len(expected) and all("lines_read" in f for f in first["files"])
+        shutil.rmtree(settings.dlt_pipelines_dir)  # the state comes back from the lake
+        assert load_events(settings)["files_loaded"] == 0
     con = duckdb.connect()
     try:
         n = con.execute(f"select count(*) from read_parquet('{lake}/raw/events/*.parquet')").fetchone()[0]
     finally:
         con.close()
     assert n == first["rows_loaded"]
-    assert load_events(settings)["files_loaded"] == 0
+    fs = fsspec.filesystem("memory")
+    try:
+        rows = sum(pq.read_metadata(fs.open(p)).num_rows for p in fs.glob(f"{bucket}/lake/raw/events/*.parquet"))
+        assert rows == first["rows_loaded"]
+    finally:
+        fs.rm(bucket, recursive=True)
