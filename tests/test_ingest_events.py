@@ -340,37 +340,6 @@ def test_a_job_replayed_after_a_crash_is_not_counted_twice(tmp_path):
     assert per_file == [("dt=2025-01-01/a.jsonl", 5, 5, 0), ("dt=2025-01-01/b.jsonl", 5, 4, 1)]
 
 
-def test_a_lake_job_that_fails_between_tables_is_finished_once(tmp_path):
-    """engine=spark: the events job writes events, then events_rejected, then the load log.
-    A failure after the first tables reached the lake (here the load log's folder is in the
-    way) leaves the package pending with part of its files written; the next run finishes
-    it, the replayed job replaces its own files, and every line is loaded or rejected once."""
-    settings = _settings(tmp_path, "spark")
-    day = settings.events_dir / "dt=2025-01-01"
-    day.mkdir(parents=True)
-    (day / "a.jsonl").write_text("\n".join(j(ev(i)) for i in range(5)) + "\n")
-    load_events(settings)
-    (day / "b.jsonl").write_text("\n".join([*(j(ev(f"b{i}")) for i in range(4)), "{broken"]) + "\n")
-    log_dir = Path(settings.lake_url) / "raw" / "events_load_log"
-    aside = tmp_path / "log_aside"
-    log_dir.rename(aside)
-    log_dir.write_text("in the way")
-    with pytest.raises(Exception, match="events_load_log"):
-        load_events(settings)
-    assert _q(settings, "select count(*) from raw.events where _file like '%b.jsonl'") == [(4,)]
-    log_dir.unlink()
-    aside.rename(log_dir)
-
-    again = load_events(settings)  # finishes the pending package, then looks for new files
-    assert again["files_loaded"] == 0 and again["files_already_loaded"] == 2
-    per_file = _q(settings, """
-        select l._file, l.lines_read,
-               (select count(*) from raw.events e where e._file = l._file),
-               (select count(*) from raw.events_rejected r where r._file = l._file)
-        from raw.events_load_log l order by 1""")
-    assert per_file == [("dt=2025-01-01/a.jsonl", 5, 5, 0), ("dt=2025-01-01/b.jsonl", 5, 4, 1)]
-
-
 def test_isal_inflate_keeps_exactly_what_zlib_keeps():
     """The landing files are inflated with ISA-L (fast); a broken gzip member is decoded
     again with zlib, so a damaged file keeps the same lines and partial line as before."""

@@ -13,7 +13,7 @@ import pyarrow.parquet as pq
 import pytest
 import sqlalchemy as sa
 
-from corpus import write_corpus
+from corpus import ev, j, write_corpus
 from nightjar.ingest import load_events, load_shop
 from nightjar.ingest.empty_tables import SHOP_PRIMARY_KEYS
 from nightjar.settings import get_settings
@@ -235,3 +235,85 @@ def test_the_lake_can_be_any_fsspec_url(tmp_path):
         assert rows == first["rows_loaded"]
     finally:
         fs.rm(bucket, recursive=True)
+
+
+def _events_job_run_by_hand(settings) -> str:
+    """An interrupted run, reproduced with dlt itself: a package extracted and normalized,
+    whose events job then runs as the killed loader ran it (every file in the lake, the job
+    not marked complete, no state written). Returns the package's load id."""
+    import threading
+
+    from nightjar.ingest.discover import EventsRunStats, events_source
+    from nightjar.ingest.lake import LakeEventsJob
+    from nightjar.ingest.pipeline import EVENTS_PIPELINE, make_pipeline
+
+    pipeline = make_pipeline(EVENTS_PIPELINE, settings)
+    pipeline.sync_destination()  # the loaded-files state, as `run` restores it
+    pipeline.extract(events_source(settings.events_dir, EventsRunStats()), loader_file_format="parquet")
+    pipeline.normalize()
+    (load_id,) = pipeline.list_normalized_load_packages()
+    package = settings.dlt_pipelines_dir / EVENTS_PIPELINE / "load" / "normalized" / load_id
+    (manifest,) = package.glob("new_jobs/events.*.jsonl")
+    done = threading.BoundedSemaphore(1)
+    done.acquire()
+    with pipeline.destination_client() as client:
+        job = LakeEventsJob(str(manifest))
+        job.set_run_vars(load_id, pipeline.default_schema, client.prepare_load_table("events"))
+        job.run_managed(client, done)
+    assert job.state() == "completed", job.exception()
+    return load_id
+
+
+def test_a_lake_job_replayed_after_a_crash_is_not_counted_twice(tmp_path):
+    """A kill after the events job wrote its files but before dlt marked it complete makes
+    the next run run that job again: it replaces its own files, so every line is loaded or
+    rejected exactly once, and the file is recorded as loaded once."""
+    settings = _settings(tmp_path / "data", "spark")
+    day = settings.events_dir / "dt=2025-01-01"
+    day.mkdir(parents=True)
+    (day / "a.jsonl").write_text("\n".join(j(ev(i)) for i in range(5)) + "\n")
+    load_events(settings)
+    (day / "b.jsonl").write_text("\n".join([*(j(ev(f"b{i}")) for i in range(4)), "{broken"]) + "\n")
+    load_id = _events_job_run_by_hand(settings)
+    assert raw_query(settings, "select count(*) from raw.events where _file like '%b.jsonl'") == [(4,)]
+    written = sorted(p.name for p in (Path(settings.lake_url) / "raw").rglob(f"{load_id}.*.parquet"))
+    assert len(written) == 3  # events, events_rejected, events_load_log
+
+    again = load_events(settings)  # finishes the pending package, then looks for new files
+    assert again["files_loaded"] == 0 and again["files_already_loaded"] == 2
+    per_file = raw_query(settings, """
+        select l._file, l.lines_read,
+               (select count(*) from raw.events e where e._file = l._file),
+               (select count(*) from raw.events_rejected r where r._file = l._file)
+        from raw.events_load_log l order by 1""")
+    assert per_file == [("dt=2025-01-01/a.jsonl", 5, 5, 0), ("dt=2025-01-01/b.jsonl", 5, 4, 1)]
+    assert set(written) <= {p.name for p in (Path(settings.lake_url) / "raw").rglob(f"{load_id}.*.parquet")}
+
+
+def test_a_big_job_is_split_into_files_and_a_replay_replaces_all_of_them(tmp_path, monkeypatch):
+    """The events job writes a table in files of at most ROWS_PER_FILE rows (``<file_id>``,
+    ``<file_id>_1``, ...); a replayed job removes every file of the earlier attempt."""
+    import nightjar.ingest.lake as lake
+
+    monkeypatch.setattr(lake, "ROWS_PER_FILE", 40)  # small numbers stand in for millions of rows
+    monkeypatch.setattr(lake, "_READ_BATCH", 30)
+    settings = _settings(tmp_path / "data", "spark")
+    load_events(settings)  # no landing files yet: the lake is initialised, its tables empty
+    raw = Path(settings.lake_url) / "raw"
+    expected = write_corpus(settings.events_dir)
+    load_id = _events_job_run_by_hand(settings)
+    first_attempt = sorted(p.name for p in (raw / "events").glob(f"{load_id}.*.parquet"))
+    assert len(first_attempt) >= 4
+    # a leftover of a write that was killed half-way: hidden, and removed by the replay
+    (raw / "events" / f".{first_attempt[0]}.tmp").write_bytes(b"half a file")
+    load_events(settings)  # finishes the pending package: the job runs again
+    files = sorted(p.name for p in (raw / "events").glob(f"{load_id}.*.parquet"))
+    assert set(first_attempt) <= set(files)  # the same names, written again
+    assert not list((raw / "events").glob(".*"))
+    stems = {f.split(".")[2].split("_")[0] for f in files}
+    assert len(stems) == 2  # the job's split files, and the empty file of the table hints
+    n, distinct = raw_query(settings, "select count(*), count(distinct (_file, _line)) from raw.events")[0]
+    assert n == distinct == sum(pq.read_metadata(raw / "events" / f).num_rows for f in files)
+    logged = raw_query(settings, "select sum(lines_read), count(*) from raw.events_load_log")[0]
+    rejected = raw_query(settings, "select count(*) from raw.events_rejected")[0][0]
+    assert logged == (n + rejected, len(expected))
