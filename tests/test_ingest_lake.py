@@ -112,8 +112,9 @@ def test_lake_layout_and_parquet_schema(tmp_path):
     """``<lake>/raw/<table>/<load_id>.<file_id>.parquet``; dlt's own tables beside them."""
     settings = _settings(tmp_path / "data", "spark")
     write_corpus(settings.events_dir)
-    summary = load_events(settings)
     raw = Path(settings.lake_url) / "raw"
+    raw.mkdir(parents=True)  # a raw folder made before dlt's first load (e.g. by Spark) is taken over
+    summary = load_events(settings)
     assert {p.name for p in raw.iterdir() if p.is_dir()} >= {
         *EVENT_TABLES, "_dlt_loads", "_dlt_pipeline_state", "_dlt_version"}
     (load,) = [p.name.split("__")[1].removesuffix(".jsonl") for p in (raw / "_dlt_loads").iterdir()]

@@ -169,6 +169,11 @@ class LakeClient(FilesystemClient):
 
     scratch_config: tuple[tuple[str, Any], ...] = ()
 
+    def create_dataset(self) -> None:
+        # a `raw` folder made by someone else (e.g. a Spark table location created first) is
+        # taken over instead of failing the load on "File exists"
+        self.fs_client.makedirs(self.dataset_path, exist_ok=True)
+
     def create_load_job(self, table: Any, file_path: str, load_id: str, restore: bool = False) -> Any:
         if table["name"] == "events" and ParsedLoadJobFileName.parse(file_path).file_format == "jsonl":
             return LakeEventsJob(file_path)
