@@ -39,3 +39,12 @@
     {%- endfor -%}
     {{ return(statements[0]) }}
 {% endmacro %}
+
+{#
+    escape_single_quotes: backslashes too. In Spark string literals a backslash escapes the
+               next character, so a unit test fixture's regular expression (channel_rules'
+               `\.`) would reach the model without it; dbt-spark escapes only quotes.
+#}
+{% macro spark__escape_single_quotes(expression) -%}
+    {{- expression | replace("\\", "\\\\") | replace("'", "\\'") -}}
+{%- endmacro %}
