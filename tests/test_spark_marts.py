@@ -11,6 +11,9 @@ Spark tables are read the way Nightjar's reader reads them: their parquet files 
 files, status changes and refunds of old orders): DuckDB builds incrementally, Spark
 builds again, and the tables are still equal.
 
+A third test checks the keyed HMAC on Spark against Python's ``hmac`` on test_pii's vectors
+(one ``dbt show --target spark``).
+
 One Spark build per night (JVM start-up is tens of seconds on a busy 2-core machine); the
 data tests and unit tests of the Spark target are left to ``dbt build --target spark``
 (dbt_project/README.md "Spark").
@@ -204,3 +207,27 @@ def test_second_night_incremental_still_equal(shop: Path) -> None:
     assert written["orders"] > 0
     _dbt([*BUILD, "--target", "spark"], shop, "spark")
     assert_equal_marts(shop)
+
+
+def test_keyed_hmac_on_spark_equals_python(tmp_path: Path) -> None:
+    """spark__hmac_sha256_hex = Python's hmac for the vectors of tests/test_pii.py (keys shorter
+    than, exactly and longer than the 64-byte block, non-ASCII); the key reaches Spark intact
+    through the profile's hex conf even with a quote and a backslash in it."""
+    from test_pii import VECTORS, _rows
+
+    key = "a 'quoted' key\\with a backslash"
+    assert not any("'" in k + m or "\\" in k + m for k, m in VECTORS)
+    values = ", ".join(f"({i}, '{k}', '{m}')" for i, (k, m) in enumerate(VECTORS))
+    sql = (f"select i, {{{{ nightjar.hmac_sha256_hex('k', 'm') }}}} as h from values {values} as v(i, k, m)"
+           " union all select 100, {{ nightjar.pseudonymise_identifier(\"'bob@example.com'\") }}")
+    data = tmp_path / "data"
+    env = {**_env(data), "NIGHTJAR_PII_KEY": key}
+    proc = subprocess.run(
+        [DBT, "show", "--target", "spark", "--inline", sql, "--output", "json", "--limit", "-1",
+         "--project-dir", str(PROJECT), "--profiles-dir", str(PROJECT),
+         "--target-path", str(tmp_path / "target"), "--log-path", str(tmp_path / "logs")],
+        cwd=PROJECT, env=env, capture_output=True, text=True, timeout=900)
+    got = {r["i"]: r["h"] for r in _rows(proc)}
+    for i, (k, m) in enumerate(VECTORS):
+        assert got[i] == hmac.new(k.encode(), m.encode(), hashlib.sha256).hexdigest(), (k, m)
+    assert got[100] == hmac.new(key.encode(), b"bob@example.com", hashlib.sha256).hexdigest()
