@@ -11,7 +11,8 @@ import pytest
 
 REPO = Path(__file__).resolve().parent.parent
 VENV_BIN = REPO / ".venv" / "bin"
-_SETTINGS_VARS = ("NIGHTJAR_DATA_DIR", "NIGHTJAR_WAREHOUSE", "NIGHTJAR_SHOP_DB_URL", "NIGHTJAR_ALERTS_FILE")
+_SETTINGS_VARS = ("NIGHTJAR_DATA_DIR", "NIGHTJAR_WAREHOUSE", "NIGHTJAR_SHOP_DB_URL", "NIGHTJAR_ALERTS_FILE",
+                  "NIGHTJAR_ENGINE", "NIGHTJAR_LAKE_URL")
 # The PII key of the test session (tests compare dbt's pseudonyms with Python's HMAC under
 # it). Tests that exercise the key file or a missing key remove it from their subprocess's
 # environment (tests/test_pii.py); helpers that strip NIGHTJAR_* keep it (PII_KEY_ENV).

@@ -6,6 +6,8 @@ three days of events and orders; ``append_increment(path)`` adds the next night'
 identified, a refund of an old order). The expected marts are worked out by hand in
 ``tests/test_dbt_project.py`` next to the assertions. ``append_night3(path)`` adds a third
 night (a device that changes hands, a late file that moves a visitor to an earlier cohort).
+``append_attribution_night(path, "A" | "B")`` are two other nights after the base load, for
+attribution (late sessions, a device identified, orders cancelled, quarantined and new).
 ``table_diff`` compares one table between two attached warehouses (a build and its oracle).
 
 Days: D1 = 2025-01-06 (Monday), D2 = 2025-01-07, D3 = 2025-01-08, D4 = 2025-01-09.
@@ -275,6 +277,67 @@ def append_night3(path: str | Path) -> Path:
     con = duckdb.connect(str(path))
     try:
         _insert_events(con, NIGHT3_EVENTS, LOAD_3)
+    finally:
+        con.close()
+    return path
+
+
+# Attribution nights (after the base load, instead of append_increment / append_night3).
+# Night A (load 2):
+ATTRIBUTION_NIGHT_A_EVENTS = [
+    # a late session of c2 on D1, referred by facebook (organic social): inside the lookback
+    # window of o2 (D2 12:30), before its direct D2 session, so o2's first touch moves to it
+    ("e410", "page_viewed", "2025-01-06T15:00:00Z", None, "a4", "c2", {},
+     _ctx("/", country="GB", referrer="https://www.facebook.com/"), "dt=2025-01-06/late-a.jsonl"),
+    # c2 again on D4, five minutes before its new order o6
+    ("e405", "page_viewed", "2025-01-09T12:00:00Z", None, "a4", "c2", {}, _ctx("/", country="GB"),
+     "dt=2025-01-09/b1.jsonl"),
+    # a new device a7, anonymous, on D3 from a bing search (organic search)
+    ("e701", "page_viewed", "2025-01-08T10:00:00Z", None, "a7", None, {},
+     _ctx("/", referrer="https://www.bing.com/"), "dt=2025-01-08/late-a.jsonl"),
+]
+ATTRIBUTION_NIGHT_A_ORDERS = [("o6", "c2", "paid", "USD", 40.00, "2025-01-09 12:05:00", "2025-01-09 12:05:00")]
+# Night B (load 3):
+ATTRIBUTION_NIGHT_B_EVENTS = [
+    # c1 logs in on a7: a7's anonymous D3 session becomes c1's, inside o4's window (D3 23:59:59)
+    ("e702", "user_identified", "2025-01-09T09:00:00Z", None, "a7", "c1", {}, _ctx("/login"),
+     "dt=2025-01-09/b2.jsonl"),
+    # a late event after o6 in the session o6 was placed in: that session (a touchpoint of o6)
+    # now ends later and was loaded later
+    ("e406", "page_viewed", "2025-01-09T12:20:00Z", None, "a4", "c2", {}, _ctx("/faq", country="GB"),
+     "dt=2025-01-09/late-b.jsonl"),
+]
+ATTRIBUTION_NIGHT_B_ORDERS = [
+    ("o7", "c1", "paid", "USD", 20.00, "2025-01-09 09:10:00", "2025-01-09 09:10:00"),
+    # c4 has no sessions: only the order's own change brings it in
+    ("o8", "c4", "paid", "EUR", 15.00, "2025-01-10 08:00:00", "2025-01-10 08:00:00"),
+]
+
+
+def append_attribution_night(path: str | Path, night: str) -> Path:
+    """Night "A" or "B" of the attribution nights (after build_base). A: a late session of c2
+    inside o2's lookback window, an anonymous device a7, a new order o6 of c2, o4 refunded
+    (c1 has no new events that night). B: a7 is identified as c1, a late event extends o6's
+    session past the order, o1 is cancelled, o2 moves to the reject quarantine (unknown
+    currency), new orders o7 of c1 and o8 of c4 (no sessions)."""
+    path = Path(path)
+    con = duckdb.connect(str(path))
+    try:
+        if night == "A":
+            _insert_events(con, ATTRIBUTION_NIGHT_A_EVENTS, LOAD_2)
+            con.execute("update raw.orders set status = 'refunded', updated_at = cast('2025-01-09 18:00:00' as timestamp),"
+                        " _dlt_load_id = 'load-2' where order_id = 'o4'")
+            _insert_shop(con, "load-2", orders=ATTRIBUTION_NIGHT_A_ORDERS, items=[("o6", 1, "p2", 4, 10.00)])
+        elif night == "B":
+            _insert_events(con, ATTRIBUTION_NIGHT_B_EVENTS, LOAD_3)
+            con.execute("update raw.orders set status = 'cancelled', updated_at = cast('2025-01-10 09:00:00' as timestamp),"
+                        " _dlt_load_id = 'load-3' where order_id = 'o1'")
+            con.execute("update raw.orders set currency = 'XXX', updated_at = cast('2025-01-10 09:00:00' as timestamp),"
+                        " _dlt_load_id = 'load-3' where order_id = 'o2'")
+            _insert_shop(con, "load-3", orders=ATTRIBUTION_NIGHT_B_ORDERS,
+                         items=[("o7", 1, "p2", 2, 10.00), ("o8", 1, "p2", 1, 15.00)])
+        else:
+            raise ValueError(night)
     finally:
         con.close()
     return path

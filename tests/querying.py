@@ -12,3 +12,29 @@ def query(warehouse: Path, sql: str, params=None) -> list[tuple]:
         return con.execute(sql, params or []).fetchall()
     finally:
         con.close()
+
+
+def lake_connection(lake_url: str | Path) -> duckdb.DuckDBPyConnection:
+    """An in-memory DuckDB with a view ``raw.<table>`` over ``<lake>/raw/<table>/*.parquet``
+    for every table folder of a local lake (engine=spark), so that the same SQL reads the
+    lake and the warehouse."""
+    con = duckdb.connect()
+    con.execute("SET TimeZone = 'UTC'")
+    con.execute("CREATE SCHEMA raw")
+    root = Path(lake_url) / "raw"
+    for folder in sorted(root.iterdir()) if root.is_dir() else []:
+        if folder.is_dir() and any(folder.glob("*.parquet")):
+            con.execute(f"CREATE VIEW raw.\"{folder.name}\" AS "
+                        f"SELECT * FROM read_parquet('{folder}/*.parquet')")
+    return con
+
+
+def raw_query(settings, sql: str, params=None) -> list[tuple]:
+    """``sql`` against the raw layer of ``settings.engine``: the warehouse, or the lake."""
+    if settings.engine != "spark":
+        return query(settings.warehouse, sql, params)
+    con = lake_connection(settings.lake_url)
+    try:
+        return con.execute(sql, params or []).fetchall()
+    finally:
+        con.close()

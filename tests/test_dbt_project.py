@@ -8,7 +8,10 @@
   order) the nightly ``dbt build`` (the arguments the Dagster nightly run passes,
   ``nightly_dbt_args``) gives exactly the tables of a ``--full-refresh`` build; and again
   after a third night (a device that changes hands, a late file that moves a visitor to an
-  earlier cohort) followed by a night without new events.
+  earlier cohort) followed by a night without new events;
+* the incremental fct_attribution over two other nights (a late session inside an order's
+  lookback window, a device identified as a customer, orders cancelled, quarantined and
+  new): credit moves where it should and equals a full refresh.
 
 Each module run uses its own warehouse files, target and log paths (parallel-safe).
 """
@@ -25,7 +28,8 @@ import duckdb
 import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from dbt_fixtures import append_increment, append_night3, build_base, table_diff  # noqa: E402
+from dbt_fixtures import (  # noqa: E402
+    append_attribution_night, append_increment, append_night3, build_base, table_diff)
 
 from nightjar.dbt_args import nightly_dbt_args  # noqa: E402
 
@@ -263,8 +267,14 @@ def test_data_quality_measures(base):
 def test_unit_tests(base, work):
     out = run_dbt(["test", "--select", "test_type:unit"], work, "main")
     assert "ERROR=0" in out and "FAIL" not in out.replace("FAIL=0", "")
-    # every unit test defined beside the models ran and passed
-    assert f"PASS={_defined_unit_tests()}" in out, out[-2000:]
+    # every unit test defined beside the models ran and passed (project hooks count as passes too)
+    assert f"PASS={_defined_unit_tests() + _project_hooks()}" in out, out[-2000:]
+
+
+def _project_hooks() -> int:
+    import yaml
+
+    return len(yaml.safe_load((PROJECT / "dbt_project.yml").read_text()).get("on-run-start") or [])
 
 
 def _defined_unit_tests() -> int:
@@ -386,3 +396,69 @@ def test_handover_late_cohort_move_and_an_empty_night(base, work):
     assert query(wh, "select count(*) from marts.fct_attribution where channel <> 'direct'") == [(0,)]
     assert query(wh, "select sum(sessions), sum(attributed_orders_first_touch) from marts.fct_channel_daily "
                      "where channel = 'paid_search'") == [(1, 0.0)]
+
+
+def _order_invariants(warehouse: Path) -> list[tuple]:
+    """Orders whose credits do not sum to 1, or credited revenue to the order's, under a model."""
+    return query(warehouse, """
+        select order_id, attribution_model
+        from marts.fct_attribution
+        group by order_id, attribution_model, order_revenue_usd
+        having abs(sum(credit) - 1) > 1e-9 or abs(sum(credited_revenue_usd) - order_revenue_usd) > 1e-6""")
+
+
+@pytest.mark.slow
+def test_attribution_follows_late_sessions_identified_devices_and_order_changes(base, work):
+    wh = warehouse_of(work, "attr")
+    shutil.copy(base, wh)
+    organic_social, d2_direct = (ts(D1, 15), "organic_social"), (ts(D2, 12), "direct")
+    assert credits(wh, "o2")["first_touch"] == [(*d2_direct, 1.0)]
+
+    # Night A: c2's late D1 session from facebook lands in o2's window, before its D2 session
+    append_attribution_night(wh, "A")
+    run_nightly(work, "attr")
+    o2 = credits(wh, "o2")
+    assert o2["first_touch"] == [(*organic_social, 1.0), (*d2_direct, 0.0)]
+    assert o2["last_non_direct_touch"] == [(*organic_social, 1.0), (*d2_direct, 0.0)]
+    assert o2["last_touch"] == [(*organic_social, 0.0), (*d2_direct, 1.0)]
+    # the new order o6 (D4 12:05) has c2's three sessions of the last 30 days
+    assert [t[:2] for t in credits(wh, "o6")["linear"]] == [organic_social, d2_direct, (ts(D4, 12), "direct")]
+    # o4 was refunded while its customer stayed away: its rows follow the order's change
+    assert query(wh, "select distinct is_refunded from marts.fct_attribution where order_id = 'o4'") == [(True,)]
+
+    # Night B: c1 logs in on a7; o1 cancelled, o2 quarantined, o7 and o8 new. The full refresh of
+    # the same raw layer runs beside the incremental night.
+    append_attribution_night(wh, "B")
+    full = warehouse_of(work, "attr_full")
+    shutil.copy(wh, full)
+    incremental = start_dbt(nightly_dbt_args(wh), work, "attr")
+    from_scratch = start_dbt(["build", "--full-refresh", "--exclude", "test_type:unit", "test_type:data"],
+                             work, "attr_full")
+    wait_dbt(incremental)
+    wait_dbt(from_scratch)
+
+    # a7's anonymous D3 session (bing) is now c1's: o4's last touch moves to it from c1's
+    # direct D1 session, and o7 (D4) credits it as its last non-direct touch
+    paid, direct = (ts(D1, 10), "paid_search"), (ts(D1, 11, 0, 6), "direct")
+    assert credits(wh, "o4")["last_touch"] == [(*paid, 0.0), (*direct, 0.0), (ts(D3, 10), "organic_search", 1.0)]
+    assert credits(wh, "o7")["last_non_direct_touch"][2] == (ts(D3, 10), "organic_search", 1.0)
+    # the cancelled o1 and the quarantined o2 have no rows left; the orders that count do
+    assert query(wh, "select distinct order_id from marts.fct_attribution order by 1") == [
+        ("o4",), ("o6",), ("o7",), ("o8",)]
+    # o8's customer has no sessions: one unattributed direct row per model
+    assert query(wh, "select count(*), sum(credit), bool_and(not is_attributed and channel = 'direct') "
+                     "from marts.fct_attribution where order_id = 'o8'") == [(6, 6.0, True)]
+    assert query(wh, "select order_id, reason from staging.stg_orders_rejected") == [("o2", "unknown_currency")]
+    assert _order_invariants(wh) == []
+    # o6's session went on after the order (late event): its row carries the new load time
+    assert query(wh, "select distinct _max_loaded_at from marts.fct_attribution where order_id = 'o6' "
+                     "and session_start = ?", [ts(D4, 12)]) == [(dt.datetime(2025, 1, 11, 2),)]
+    # D4: o6 (USD 40, first touch organic social) and o7 (USD 20, first touch paid search),
+    # both last touch direct
+    assert query(wh, """select channel, sessions, attributed_orders_first_touch, round(attributed_revenue_usd_last_touch, 6)
+                        from marts.fct_channel_daily where metric_date = ? order by 1""", [D4]) == [
+        ("direct", 2, 0.0, 60.0), ("organic_search", 0, 0.0, 0.0),
+        ("organic_social", 0, 1.0, 0.0), ("paid_search", 0, 1.0, 0.0)]
+    # and every table equals the full refresh of the same raw layer
+    diffs = _diffs(wh, full)
+    assert all(a == 0 and b == 0 for a, b, _ in diffs.values()), diffs

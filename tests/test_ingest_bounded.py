@@ -4,19 +4,23 @@ from __future__ import annotations
 
 import gzip
 
+import pytest
 
 from nightjar.ingest import load_events
 from nightjar.settings import get_settings
-from querying import query
+from querying import raw_query
 from corpus import ev, j
+
+# every test runs against the warehouse (default) and the parquet lake (engine=spark)
+pytestmark = pytest.mark.parametrize("engine", ["duckdb", "spark"])
 
 
 def _q(settings, sql: str):
-    return query(settings.warehouse, sql)
+    return raw_query(settings, sql)
 
 
-def test_gzip_bombs_and_huge_lines_are_single_reject_rows(tmp_path):
-    settings = get_settings({"NIGHTJAR_DATA_DIR": str(tmp_path / "data"),
+def test_gzip_bombs_and_huge_lines_are_single_reject_rows(tmp_path, engine):
+    settings = get_settings({"NIGHTJAR_DATA_DIR": str(tmp_path / "data"), "NIGHTJAR_ENGINE": engine,
                              "NIGHTJAR_MAX_FILE_BYTES": str(8 << 20), "NIGHTJAR_MAX_FILE_LINES": "100000"})
     part = settings.events_dir / "dt=2025-01-01"
     part.mkdir(parents=True)
@@ -72,8 +76,8 @@ def _night(settings, tmp_path):
     return part
 
 
-def test_a_file_whose_load_fails_is_quarantined_and_the_package_completes(tmp_path):
-    settings = get_settings({"NIGHTJAR_DATA_DIR": str(tmp_path / "data")})
+def test_a_file_whose_load_fails_is_quarantined_and_the_package_completes(tmp_path, engine):
+    settings = get_settings({"NIGHTJAR_DATA_DIR": str(tmp_path / "data"), "NIGHTJAR_ENGINE": engine})
     part = _night(settings, tmp_path)
     manifest = _pending_package(settings)
     lines = manifest.read_text().splitlines()
@@ -91,8 +95,8 @@ def test_a_file_whose_load_fails_is_quarantined_and_the_package_completes(tmp_pa
     assert load_events(settings)["rows_loaded"] == 1
 
 
-def test_a_package_that_keeps_failing_is_discarded_and_its_files_load_afresh(tmp_path):
-    settings = get_settings({"NIGHTJAR_DATA_DIR": str(tmp_path / "data")})
+def test_a_package_that_keeps_failing_is_discarded_and_its_files_load_afresh(tmp_path, engine):
+    settings = get_settings({"NIGHTJAR_DATA_DIR": str(tmp_path / "data"), "NIGHTJAR_ENGINE": engine})
     part = _night(settings, tmp_path)
     manifest = _pending_package(settings)
     manifest.write_text("this is not a manifest\n" + manifest.read_text())  # every attempt fails

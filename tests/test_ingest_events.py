@@ -15,16 +15,17 @@ from nightjar.ingest import load_events
 from nightjar.ingest.fastpath import NEEDS_PYTHON, DuckDBValidator
 from nightjar.ingest.validate import BatchBuilder, split_lines
 from nightjar.settings import get_settings
-from querying import query
+from querying import raw_query
 from corpus import CASES, DIRECTORY, TRUNCATED_GZ, UNREADABLE, ev, j, write_corpus
 
 
-def _settings(tmp_path: Path):
-    return get_settings({"NIGHTJAR_DATA_DIR": str(tmp_path / "data")})
+def _settings(tmp_path: Path, engine: str = "duckdb"):
+    return get_settings({"NIGHTJAR_DATA_DIR": str(tmp_path / "data"), "NIGHTJAR_ENGINE": engine})
 
 
 def _q(settings, sql: str):
-    return query(settings.warehouse, sql)
+    """``sql`` against the raw layer: the warehouse, or with engine=spark the parquet lake."""
+    return raw_query(settings, sql)
 
 
 def _outcomes(settings) -> dict[str, dict[int, str]]:
@@ -46,8 +47,17 @@ def corpus_load(tmp_path):
     return settings, expected, summary
 
 
-def test_corpus_every_line_loaded_or_rejected_with_reason(corpus_load):
-    settings, expected, summary = corpus_load
+@pytest.fixture(params=["duckdb", "spark"])
+def any_corpus_load(tmp_path, request):
+    """The corpus loaded into the warehouse, and into the parquet lake (engine=spark)."""
+    settings = _settings(tmp_path, request.param)
+    expected = write_corpus(settings.events_dir)
+    summary = load_events(settings)
+    return settings, expected, summary
+
+
+def test_corpus_every_line_loaded_or_rejected_with_reason(any_corpus_load):
+    settings, expected, summary = any_corpus_load
     outcomes = _outcomes(settings)
     trunc = f"dt=2025-01-01/{TRUNCATED_GZ}"
     for rel, exp in expected.items():
@@ -128,8 +138,8 @@ def test_corpus_values_and_schema(corpus_load):
     assert msg.startswith("[corrupt_gzip]")
 
 
-def test_rerun_loads_nothing_and_new_files_only(corpus_load, tmp_path):
-    settings, expected, first = corpus_load
+def test_rerun_loads_nothing_and_new_files_only(any_corpus_load, tmp_path):
+    settings, expected, first = any_corpus_load
     counts = lambda: _q(settings, "SELECT (SELECT count(*) FROM raw.events), (SELECT count(*) FROM raw.events_rejected), "
                                   "(SELECT count(*) FROM raw.events_load_log)")[0]
     before = counts()
@@ -140,6 +150,7 @@ def test_rerun_loads_nothing_and_new_files_only(corpus_load, tmp_path):
     assert counts() == before
 
     # losing the local dlt working dir must not cause a reload: state lives in the warehouse
+    # (or the lake)
     shutil.rmtree(settings.dlt_pipelines_dir)
     assert load_events(settings)["files_loaded"] == 0
     assert counts() == before
@@ -165,13 +176,17 @@ def test_rerun_loads_nothing_and_new_files_only(corpus_load, tmp_path):
     assert fourth["rows_loaded"] == 1
 
 
-def test_fresh_warehouse_with_stale_local_state_reloads(tmp_path):
-    settings = _settings(tmp_path)
+@pytest.mark.parametrize("engine", ["duckdb", "spark"])
+def test_fresh_warehouse_with_stale_local_state_reloads(tmp_path, engine):
+    settings = _settings(tmp_path, engine)
     part = settings.events_dir / "dt=2025-01-01"
     part.mkdir(parents=True)
     (part / "a.jsonl").write_text(j(ev(1)) + "\n")
     assert load_events(settings)["rows_loaded"] == 1
-    settings.warehouse.unlink()  # e.g. the warehouse is rebuilt from scratch
+    if engine == "spark":
+        shutil.rmtree(settings.lake_url)  # e.g. the lake is rebuilt from scratch
+    else:
+        settings.warehouse.unlink()  # e.g. the warehouse is rebuilt from scratch
     assert load_events(settings)["rows_loaded"] == 1
     assert _q(settings, "SELECT count(*) FROM raw.events")[0][0] == 1
 
@@ -255,13 +270,14 @@ def test_python_and_duckdb_paths_agree_on_corpus():
         duck.close()
 
 
-def test_unreadable_file_simulated(tmp_path, monkeypatch):
+@pytest.mark.parametrize("engine", ["duckdb", "spark"])
+def test_unreadable_file_simulated(tmp_path, monkeypatch, engine):
     """Same fault as above, simulated so that it also runs as root."""
     import builtins
 
     import nightjar.ingest.discover as events_mod
 
-    settings = _settings(tmp_path)
+    settings = _settings(tmp_path, engine)
     part = settings.events_dir / "dt=2025-01-01"
     part.mkdir(parents=True)
     (part / "good.jsonl").write_text(j(ev(1)) + "\n")

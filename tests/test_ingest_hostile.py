@@ -12,21 +12,23 @@ from nightjar.ingest.fastpath import DuckDBValidator
 from nightjar.ingest.load_job import read_file
 from nightjar.ingest.validate import BatchBuilder
 from nightjar.settings import get_settings
-from querying import query
+from querying import raw_query
 from corpus import ev, j
 
 
 def _q(settings, sql: str):
-    return query(settings.warehouse, sql)
+    """``sql`` against the raw layer: the warehouse, or with engine=spark the parquet lake."""
+    return raw_query(settings, sql)
 
 
 # -- 1. symlinks ---------------------------------------------------------------------------
 
-@pytest.fixture()
-def linked(tmp_path):
+@pytest.fixture(params=["duckdb", "spark"])
+def linked(tmp_path, request):
     """A landing folder with one real file, a symlinked file and a symlinked `dt=` folder,
-    both pointing at JSON lines outside the landing folder."""
-    settings = get_settings({"NIGHTJAR_DATA_DIR": str(tmp_path / "data")})
+    both pointing at JSON lines outside the landing folder (loaded into the warehouse, and
+    into the parquet lake)."""
+    settings = get_settings({"NIGHTJAR_DATA_DIR": str(tmp_path / "data"), "NIGHTJAR_ENGINE": request.param})
     outside = tmp_path / "outside"
     (outside / "part").mkdir(parents=True)
     (outside / "target.jsonl").write_text(j(ev("leak-1")) + "\n" + j(ev("leak-2")) + "\n")
@@ -134,8 +136,10 @@ def test_future_skew_is_a_parameter_of_both_validators():
     assert _both_paths(lines, NOW, timedelta(hours=0.75)) == (["future_timestamp", None], ["future_timestamp", None])
 
 
-def test_future_skew_setting_reaches_the_load(tmp_path):
-    settings = get_settings({"NIGHTJAR_DATA_DIR": str(tmp_path / "data"), "NIGHTJAR_FUTURE_SKEW_HOURS": "1"})
+@pytest.mark.parametrize("engine", ["duckdb", "spark"])
+def test_future_skew_setting_reaches_the_load(tmp_path, engine):
+    settings = get_settings({"NIGHTJAR_DATA_DIR": str(tmp_path / "data"), "NIGHTJAR_FUTURE_SKEW_HOURS": "1",
+                             "NIGHTJAR_ENGINE": engine})
     assert settings.future_skew_hours == 1.0
     now = datetime.now(timezone.utc)
     part = settings.events_dir / "dt=2025-01-01"
@@ -165,9 +169,11 @@ def test_earliest_event_date_is_a_parameter_of_both_validators():
     assert [r["reason"] for r in res.to_pylist()] == [None, None, None]
 
 
-def test_earliest_event_date_setting_reaches_the_load(tmp_path):
+@pytest.mark.parametrize("engine", ["duckdb", "spark"])
+def test_earliest_event_date_setting_reaches_the_load(tmp_path, engine):
     """Years of history: NIGHTJAR_EARLIEST_EVENT_DATE lowers the floor (default 2000-01-01)."""
-    settings = get_settings({"NIGHTJAR_DATA_DIR": str(tmp_path / "data"), "NIGHTJAR_EARLIEST_EVENT_DATE": "1997-01-01"})
+    settings = get_settings({"NIGHTJAR_DATA_DIR": str(tmp_path / "data"), "NIGHTJAR_EARLIEST_EVENT_DATE": "1997-01-01",
+                             "NIGHTJAR_ENGINE": engine})
     part = settings.events_dir / "dt=1997-01-01"
     part.mkdir(parents=True)
     (part / "a.jsonl").write_text(j(ev("old", timestamp="1997-01-01T00:00:00Z")) + "\n"

@@ -13,12 +13,17 @@ import pytest
 
 from nightjar.ingest import load_events
 from nightjar.settings import get_settings
+from querying import lake_connection
 from segment_messages import common, day_ms, export_native_files, track, write_export
 
 DAY = day_ms("2025-01-06")
 
 
 def _rows(settings, sql: str, params: list | None = None) -> list[tuple]:
+    """``sql`` against the raw layer: the warehouse, or with engine=spark the parquet lake."""
+    if settings.engine == "spark":
+        with lake_connection(settings.lake_url) as con:
+            return con.execute(sql, params or []).fetchall()
     with duckdb.connect(str(settings.warehouse), read_only=True) as con:
         con.execute("SET TimeZone = 'UTC'")
         return con.execute(sql, params or []).fetchall()
@@ -105,7 +110,10 @@ def test_each_call_type_maps_onto_the_native_columns(data_dir: Path) -> None:
         assert "peter@example.com" not in (e["properties"] or "")
 
 
-def test_bad_messages_get_the_native_reason_codes_and_counts_reconcile(data_dir: Path) -> None:
+@pytest.mark.parametrize("engine", ["duckdb", "spark"])
+def test_bad_messages_get_the_native_reason_codes_and_counts_reconcile(data_dir: Path, engine: str,
+                                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("NIGHTJAR_ENGINE", engine)
     settings = get_settings()
     good = track("ok-1", "Product Viewed", {"product_id": "p_1"})
     cases: list[tuple[object, str]] = [
@@ -147,7 +155,10 @@ def test_bad_messages_get_the_native_reason_codes_and_counts_reconcile(data_dir:
         [(len(lines), 1, len(cases))]
 
 
-def test_sources_late_folders_and_duplicates_load_each_file_once(data_dir: Path) -> None:
+@pytest.mark.parametrize("engine", ["duckdb", "spark"])
+def test_sources_late_folders_and_duplicates_load_each_file_once(data_dir: Path, engine: str,
+                                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("NIGHTJAR_ENGINE", engine)
     settings = get_settings()
     seg = settings.segment_dir
     native = settings.events_dir / "dt=2025-01-06"

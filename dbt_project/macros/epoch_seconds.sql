@@ -2,7 +2,8 @@
   epoch_seconds(ts) -> DOUBLE: seconds since 1970-01-01 00:00:00 UTC of a UTC TIMESTAMP,
   including fractional seconds. Used for exact durations (dbt.datediff counts boundaries).
     duckdb:   epoch(ts)
-    spark:    unix_micros(ts) / 1e6
+    spark:    unix_micros(ts) as a double / 1e6 (a decimal literal would make it a DECIMAL
+              quotient of 6 decimals, off DuckDB's double by ~1e-12)
     default:  to_unixtime(ts)   (Trino/Presto)
 #}
 {% macro epoch_seconds(ts) -%}
@@ -18,5 +19,5 @@
 {%- endmacro %}
 
 {% macro spark__epoch_seconds(ts) -%}
-    (unix_micros(cast({{ ts }} as timestamp)) / 1000000.0)
+    (cast(unix_micros(cast({{ ts }} as timestamp)) as double) / 1000000)
 {%- endmacro %}

@@ -1,7 +1,8 @@
 {#
-  The newest version of each key in a raw table that dlt merges (customers, products,
-  orders, order_items). dlt's merge already keeps one row per key; this guards staging
-  against a duplicate anyway (e.g. a source without a primary key). Portable SQL.
+  The newest version of each key in a raw shop table (customers, products, orders,
+  order_items). On DuckDB dlt merges on the key, so this changes nothing there (and guards
+  against a duplicate); in the Spark engine's parquet lake dlt appends every version, and
+  this picks the latest. Portable SQL.
   Leaves a `version_rank` column (always 1) that staging models do not select.
 #}
 {% macro latest_version(relation, partition_by, order_by) %}

@@ -20,9 +20,11 @@ def _cmd_bench(args: argparse.Namespace) -> int:
             work=Path(args.work_dir) if args.work_dir else None,
             memory_limit=args.memory_limit or None,
             threads=args.threads,
+            night=args.night,
         )
         _save(result, Path(args.out), args.replace)
-        print(json.dumps({k: result[k] for k in ("scale", "total", "peak_rss_mb", "warehouse_mb_after_dbt")}))
+        print(json.dumps({k: result.get(k) for k in ("scale", "total", "peak_rss_mb", "warehouse_mb_after_dbt",
+                                                     "night", "night_ratio_wall", "night_ratio_cpu")}))
         return 0
     result = run_bench(
         scale_name=args.scale,
@@ -95,5 +97,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--pipeline-only", action="store_true",
                    help="run the pipeline once (ingest + dbt build) without baselines or warehouse copies "
                         "(for L, whose copies do not fit on disk); saved as '<scale>-pipeline'")
+    p.add_argument("--night", action="store_true",
+                   help="with --pipeline-only: then append one day in place and run the nightly "
+                        "ingest + dbt on the same warehouse (the night vs the full refresh)")
     p.add_argument("--skip", nargs="*", choices=["incremental", "dagster", "dbt-run-only"], help="sections to skip")
     p.set_defaults(func=_cmd_bench)

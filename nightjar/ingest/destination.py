@@ -41,21 +41,11 @@ class EventsManifestJob(RunnableLoadJob):
     and ``raw.events_load_log`` (``nightjar.ingest.load_job.load_manifest``)."""
 
     def run(self) -> None:
-        from nightjar.ingest.load_job import ENVIRONMENT_ERRORS, load_manifest, undo_manifest
+        from nightjar.ingest.load_job import run_events_job
 
         sql_client = self._job_client.sql_client
         tables = {t: sql_client.make_qualified_table_name(t) for t in ("events", "events_rejected", "events_load_log")}
-        con = sql_client.native_connection
-        try:
-            load_manifest(con, Path(self._file_path), tables)
-        except ENVIRONMENT_ERRORS:
-            raise  # the warehouse or the machine, not a file: the package is retried as a whole
-        except Exception as exc:  # noqa: BLE001
-            # one file must not fail the package: undo this job's rows and load again file by
-            # file, quarantining the file(s) that fail (``load_failed``)
-            log.error("events load job failed (%s: %s); loading file by file", type(exc).__name__, exc)
-            undo_manifest(con, Path(self._file_path), tables)
-            load_manifest(con, Path(self._file_path), tables, isolate=True)
+        run_events_job(sql_client.native_connection, Path(self._file_path), tables)
 
 
 class WarehouseClient(DuckDbClient):

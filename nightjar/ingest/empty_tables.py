@@ -57,12 +57,14 @@ def _arrow_schema(columns: dict[str, dict]) -> pa.Schema:
     return pa.schema(fields)
 
 
-def create_empty_tables(pipeline: dlt.Pipeline, connection: duckdb.DuckDBPyConnection, dataset: str,
+def create_empty_tables(pipeline: dlt.Pipeline, existing: set[str],
                         tables: dict[str, tuple[pa.Schema | None, dict[str, dict], dict]]) -> list[str]:
     """Create those of ``tables`` (name -> (Arrow schema or None to derive it from the
-    hints, dlt column hints, other dlt table hints)) that ``dataset`` lacks, with one dlt
-    run of empty Arrow tables. Returns the names created."""
-    missing = sorted(set(tables) - raw_tables(connection, dataset))
+    hints, dlt column hints, other dlt table hints)) that are not in ``existing`` (the raw
+    tables the destination has), with one dlt run of empty Arrow tables. Returns the names
+    created. In the lake (engine=spark) dlt writes each as one empty parquet file that
+    carries the full schema."""
+    missing = sorted(set(tables) - existing)
     if not missing:
         return []
     resources = []

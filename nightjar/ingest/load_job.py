@@ -567,6 +567,21 @@ def load_manifest(con, manifest: Path, tables: dict[str, str], isolate: bool = F
     return results
 
 
+def run_events_job(con, manifest: Path, tables: dict[str, str]) -> None:
+    """The whole ``events`` job of a package, on either engine: :func:`load_manifest`; if it
+    raises for a reason other than the database or the machine, its rows are undone and the
+    manifest loads again file by file, quarantining the file(s) that fail (``load_failed``)."""
+    try:
+        load_manifest(con, manifest, tables)
+    except ENVIRONMENT_ERRORS:
+        raise  # the warehouse or the machine, not a file: the package is retried as a whole
+    except Exception as exc:  # noqa: BLE001
+        # one file must not fail the package
+        log.error("events load job failed (%s: %s); loading file by file", type(exc).__name__, exc)
+        undo_manifest(con, manifest, tables)
+        load_manifest(con, manifest, tables, isolate=True)
+
+
 def undo_manifest(con, manifest: Path, tables: dict[str, str]) -> None:
     """Delete every row the load of ``manifest`` wrote (its load time / load id)."""
     header = json.loads(manifest.read_text().split("\n", 1)[0])

@@ -1,13 +1,16 @@
 """Pipeline construction, run functions and run summaries for the raw layer.
 
-Both pipelines load into DuckDB at ``settings.warehouse``, dataset (schema) ``raw``, with
-their working directories under ``settings.dlt_pipelines_dir``.
+Both pipelines load into dataset ``raw`` of the engine's destination, with their working
+directories under ``settings.dlt_pipelines_dir``: engine=duckdb (default) the DuckDB
+warehouse at ``settings.warehouse`` (schema ``raw``), engine=spark the parquet lake at
+``settings.lake_url`` (``<lake>/raw/<table>/*.parquet``, :mod:`nightjar.ingest.lake`).
+:func:`make_pipeline` and :func:`raw_store` are the only places that look at the engine.
 
 The destination is the authority for pipeline state: before each run the local working
 state is dropped (unless a previous run left packages that are not loaded yet, which
 are then finished first), so dlt restores the state from ``raw._dlt_pipeline_state``.
 Deleting the local pipelines dir therefore never causes a reload, and deleting/replacing
-the warehouse file never leaves a stale local state that would skip files.
+the warehouse file (or the lake) never leaves a stale local state that would skip files.
 """
 from __future__ import annotations
 
@@ -27,7 +30,7 @@ from nightjar.ingest.destination import warehouse
 from nightjar.ingest.discover import (
     EVENTS_COLUMNS, LOAD_LOG_COLUMNS, REJECTED_COLUMNS, EventsRunStats, events_source,
 )
-from nightjar.ingest.empty_tables import SHOP_PRIMARY_KEYS, SHOP_TABLE_COLUMNS, create_empty_tables
+from nightjar.ingest.empty_tables import SHOP_PRIMARY_KEYS, SHOP_TABLE_COLUMNS, create_empty_tables, raw_tables
 from nightjar.ingest.load_job import BATCH_ROWS, LOAD_LOG_SCHEMA, RETRIED_FAULTS, load_results
 from nightjar.ingest.shop import SHOP_TABLES, shop_source
 from nightjar.ingest.validate import EVENTS_SCHEMA, REJECTED_SCHEMA
@@ -43,21 +46,29 @@ SHOP_TABLE_NAMES = [*SHOP_TABLES, "order_items"]
 
 
 def make_pipeline(name: str, settings: Settings, connection: duckdb.DuckDBPyConnection | None = None) -> dlt.Pipeline:
-    """The dlt pipeline ``name`` into the warehouse. With ``connection`` (an open connection
-    to the warehouse, see :func:`warehouse_connection`) dlt borrows cursors of it and never
-    opens or closes the database itself."""
+    """The dlt pipeline ``name`` into the engine's raw layer: the warehouse, or with
+    engine=spark the lake. With ``connection`` (an open connection to the warehouse, see
+    :func:`warehouse_connection`) dlt borrows cursors of it and never opens or closes the
+    database itself."""
     settings.dlt_pipelines_dir.mkdir(parents=True, exist_ok=True)
-    settings.warehouse.parent.mkdir(parents=True, exist_ok=True)
-    credentials = (
-        DuckDbCredentials(connection)
-        if connection is not None
-        # memory_limit / temp_directory / threads from settings (NIGHTJAR_DUCKDB_*), so a big
-        # load spills to disk instead of running out of memory
-        else DuckDbCredentials(str(settings.warehouse), global_config=settings.duckdb_config())
-    )
+    if settings.engine == "spark":
+        from nightjar.ingest.lake import lake
+
+        # the events job's scratch DuckDB gets the warehouse's memory limit and spill folder
+        destination = lake(settings.lake_url, scratch_config=settings.duckdb_config())
+    else:
+        settings.warehouse.parent.mkdir(parents=True, exist_ok=True)
+        credentials = (
+            DuckDbCredentials(connection)
+            if connection is not None
+            # memory_limit / temp_directory / threads from settings (NIGHTJAR_DUCKDB_*), so a big
+            # load spills to disk instead of running out of memory
+            else DuckDbCredentials(str(settings.warehouse), global_config=settings.duckdb_config())
+        )
+        destination = warehouse(credentials)
     pipeline = dlt.pipeline(
         pipeline_name=name,
-        destination=warehouse(credentials),
+        destination=destination,
         dataset_name=DATASET,
         pipelines_dir=str(settings.dlt_pipelines_dir),
     )
@@ -84,6 +95,40 @@ def warehouse_connection(settings: Settings) -> Iterator[duckdb.DuckDBPyConnecti
         connection.close()
 
 
+class WarehouseStore:
+    """What the run functions need from the raw layer, for the DuckDB warehouse."""
+
+    append_only = False  # dlt merges the shop tables on their primary keys
+
+    def __init__(self, connection: duckdb.DuckDBPyConnection):
+        self.connection = connection
+
+    def tables(self, pipeline: dlt.Pipeline) -> set[str]:
+        return raw_tables(self.connection, DATASET)
+
+    def load_results(self, pipeline: dlt.Pipeline, load_id: str, packages: list[str]):
+        return load_results(self.connection, load_id, _event_tables())
+
+    def discard_pending(self, pipeline: dlt.Pipeline) -> None:
+        _discard_pending(pipeline, self.connection)
+
+    def drop_replayed(self, pipeline: dlt.Pipeline) -> None:
+        _drop_replayed_rows(pipeline)
+
+
+@contextmanager
+def raw_store(settings: Settings) -> Iterator[tuple[Any, duckdb.DuckDBPyConnection | None]]:
+    """``(store, connection)`` for one run: the warehouse with one open connection
+    (:class:`WarehouseStore`), or with engine=spark the lake (``LakeStore``, no connection)."""
+    if settings.engine == "spark":
+        from nightjar.ingest.lake import LakeStore
+
+        yield LakeStore(), None
+        return
+    with warehouse_connection(settings) as connection:
+        yield WarehouseStore(connection), connection
+
+
 def _load_id(info: Any) -> str | None:
     ids = list(getattr(info, "loads_ids", []) or [])
     return ids[-1] if ids else None
@@ -105,10 +150,10 @@ def _load_events(settings: Settings, batch_rows: int) -> dict:
     # dlt's default of 20 parallel jobs would multiply the memory they need.
     os.environ.setdefault(f"{EVENTS_PIPELINE.upper()}__LOAD__WORKERS", "1")
     stats = EventsRunStats()
-    with warehouse_connection(settings) as connection:
+    with raw_store(settings) as (store, connection):
         pipeline = make_pipeline(EVENTS_PIPELINE, settings, connection)
         if pipeline.has_pending_data:
-            pipeline = _finish_or_discard_pending(pipeline, settings, connection)
+            pipeline = _finish_or_discard_pending(pipeline, settings, store, connection)
         info = pipeline.run(
             events_source(settings.events_dir, stats, batch_rows, settings.future_skew_hours,
                           {"max_file_bytes": settings.max_file_bytes, "max_file_lines": settings.max_file_lines,
@@ -121,9 +166,9 @@ def _load_events(settings: Settings, batch_rows: int) -> dict:
         # the load job stored each file's counts with its rows (raw.events_load_log)
         counted = {}
         if stats.load_id and stats.files:
-            counted = {r.file: r for r in load_results(connection, stats.load_id, _event_tables())}
+            counted = {r.file: r for r in store.load_results(pipeline, stats.load_id, list(info.loads_ids))}
         # no landing files yet (an orders-only shop): the tables dbt's sources read, empty
-        created = create_empty_tables(pipeline, connection, DATASET, EMPTY_EVENT_TABLES)
+        created = create_empty_tables(pipeline, store.tables(pipeline), EMPTY_EVENT_TABLES)
     for f in stats.files:
         if f.file in counted:
             r = counted[f.file]
@@ -153,8 +198,8 @@ def _load_events(settings: Settings, batch_rows: int) -> dict:
     return summary
 
 
-def _finish_or_discard_pending(pipeline: dlt.Pipeline, settings: Settings,
-                               connection: duckdb.DuckDBPyConnection) -> dlt.Pipeline:
+def _finish_or_discard_pending(pipeline: dlt.Pipeline, settings: Settings, store: Any,
+                               connection: duckdb.DuckDBPyConnection | None) -> dlt.Pipeline:
     """Finish the packages an interrupted run left; a package that fails again is discarded
     instead of blocking every later night: the rows its events job wrote (its load time and
     load id) and its uncommitted pipeline state are deleted, the package is dropped, and the
@@ -166,10 +211,10 @@ def _finish_or_discard_pending(pipeline: dlt.Pipeline, settings: Settings,
     except Exception as exc:  # noqa: BLE001 - logged, then the package is discarded
         log.error("pipeline %s: an interrupted load package failed again (%s); discarding it, "
                   "its files are loaded afresh", pipeline.pipeline_name, exc)
-        _discard_pending(pipeline, connection)
+        store.discard_pending(pipeline)
         pipeline.drop_pending_packages(with_partial_loads=True)
         return make_pipeline(EVENTS_PIPELINE, settings, connection)
-    _drop_replayed_rows(pipeline)
+    store.drop_replayed(pipeline)
     return pipeline
 
 
@@ -263,12 +308,15 @@ def _load_shop(settings: Settings, schema: str | None, backend: str) -> dict:
     if not settings.has_shop_db:
         return _no_shop(settings, started)
     _check_shop_file(settings.shop_db_url)
-    with warehouse_connection(settings) as connection:
+    with raw_store(settings) as (store, connection):
         pipeline = make_pipeline(SHOP_PIPELINE, settings, connection)
-        info = pipeline.run(
-            shop_source(settings.shop_db_url, schema=schema, backend=backend),
-            loader_file_format="parquet",
-        )
+        source = shop_source(settings.shop_db_url, schema=schema, backend=backend)
+        if store.append_only:
+            # plain parquet cannot be merged: each extracted row is appended as a new version
+            # (staging keeps the latest per primary key); the primary key hints stay
+            for resource in source.resources.values():
+                resource.apply_hints(write_disposition="append")
+        info = pipeline.run(source, loader_file_format="parquet")
         info.raise_on_failed_jobs()
     counts: dict[str, int] = {}
     norm = pipeline.last_trace.last_normalize_info if pipeline.last_trace else None
@@ -290,9 +338,13 @@ def _load_shop(settings: Settings, schema: str | None, backend: str) -> dict:
 def _no_shop(settings: Settings, started: float) -> dict:
     """An events-only shop: no shop database to read. The raw shop tables are created empty
     (once), so the dbt sources and the order marts exist, empty."""
-    with warehouse_connection(settings) as connection:
+    with raw_store(settings) as (store, connection):
         pipeline = make_pipeline(SHOP_PIPELINE, settings, connection)
-        created = create_empty_tables(pipeline, connection, DATASET, EMPTY_SHOP_TABLES)
+        tables = EMPTY_SHOP_TABLES
+        if store.append_only:
+            tables = {t: (schema, columns, {**hints, "write_disposition": "append"})
+                      for t, (schema, columns, hints) in tables.items()}
+        created = create_empty_tables(pipeline, store.tables(pipeline), tables)
     log.info("shop: no shop database (NIGHTJAR_SHOP_DB_URL unset and no %s); raw shop tables stay empty",
              settings.data_dir / "shop.sqlite")
     return {

@@ -3,7 +3,7 @@
    Incremental upsert of the pairs of newly loaded events (README "Incrementality"). #}
 {{
   config(
-    materialized='incremental',
+    materialized=nightjar.incremental_materialization(),
     unique_key=['anonymous_id', 'user_id'],
     incremental_strategy='delete+insert',
     on_schema_change='append_new_columns'

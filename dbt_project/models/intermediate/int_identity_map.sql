@@ -7,7 +7,7 @@
 {%- endset -%}
 {{
   config(
-    materialized='incremental',
+    materialized=nightjar.incremental_materialization(),
     unique_key='anonymous_id',
     incremental_strategy='delete+insert',
     on_schema_change='append_new_columns'

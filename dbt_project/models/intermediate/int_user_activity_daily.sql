@@ -6,7 +6,7 @@
 -- depends_on: {{ ref('int_device_users') }}
 {{
   config(
-    materialized='incremental',
+    materialized=nightjar.incremental_materialization(),
     incremental_strategy='replace_changed_users',
     replaced_rows='stored.activity_date >= cast(changed_from as date)',
     on_schema_change='append_new_columns',

@@ -8,7 +8,7 @@
 -- depends_on: {{ ref('int_device_users') }}
 {{
   config(
-    materialized='incremental',
+    materialized=nightjar.incremental_materialization(),
     incremental_strategy='replace_changed_users',
     replaced_rows=dbt.dateadd('minute', var('session_timeout_minutes'), 'stored.session_end') ~ ' >= changed_from',
     on_schema_change='append_new_columns',

@@ -3,7 +3,7 @@
    event_ids with newly loaded copies (README "Incrementality"). #}
 {{
   config(
-    materialized='incremental',
+    materialized=nightjar.incremental_materialization(),
     unique_key='event_id',
     incremental_strategy='delete+insert',
     on_schema_change='append_new_columns'
