@@ -30,7 +30,7 @@ pytestmark = [pytest.mark.slow, pytest.mark.spark]
 
 PII_KEY = "spark-e2e-pii-key"
 # the load bookkeeping of each engine's own ingestion run: when, and under which dlt load id
-LOAD_COLUMNS = {"_loaded_at", "_last_loaded_at", "_dlt_load_id", "_dlt_id"}
+LOAD_COLUMNS = {"_loaded_at", "_last_loaded_at", "_max_loaded_at", "_dlt_load_id", "_dlt_id"}
 README_RUN = re.compile(r"^NIGHTJAR_DATA_DIR=(\S+) NIGHTJAR_ENGINE=spark \.venv/bin/nightjar run$")
 
 

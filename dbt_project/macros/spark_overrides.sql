@@ -48,3 +48,12 @@
 {% macro spark__escape_single_quotes(expression) -%}
     {{- expression | replace("\\", "\\\\") | replace("'", "\\'") -}}
 {%- endmacro %}
+
+{#
+  dbt-spark's dateadd goes through to_unix_timestamp, which drops the fraction of a second:
+  `event > dateadd(minute, 30, previous)` then splits a session whose gap is 29:59.7 (DuckDB
+  keeps it whole). timestampadd keeps microseconds, as DuckDB's `+ interval` does.
+#}
+{% macro spark__dateadd(datepart, interval, from_date_or_timestamp) -%}
+    timestampadd({{ datepart }}, {{ interval }}, {{ from_date_or_timestamp }})
+{%- endmacro %}
