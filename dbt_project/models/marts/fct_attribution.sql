@@ -9,7 +9,7 @@
 -- depends_on: {{ ref('int_events_stitched') }}
 {{
   config(
-    materialized='incremental',
+    materialized=nightjar.incremental_materialization(),
     unique_key='order_id',
     incremental_strategy='delete+insert',
     on_schema_change='append_new_columns',
