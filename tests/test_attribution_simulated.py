@@ -1,5 +1,6 @@
 """Attribution against the simulator's ground truth, end to end: simulated landing files and
-shop → dlt → dbt (fct_sessions.channel, fct_attribution).
+shop → dlt → dbt (fct_sessions.channel, fct_attribution), on the session's two-year default
+shop (tests/conftest.py `default_shop`, built once and shared with the alert backtest).
 
 The simulator draws each customer's acquisition channel and renders the customer's first visit
 with that channel's campaign tags and referrer; `ground_truth.json` records it with its
@@ -9,15 +10,13 @@ from __future__ import annotations
 
 import json
 from collections import Counter
-from datetime import date, datetime, timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 
 import duckdb
 import pytest
 
-from nightjar.runner import run_pipeline
 from nightjar.settings import get_settings
-from nightjar.simulator import simulate
 from nightjar.simulator.engine import MAX_PROSPECT_DELAY
 
 pytestmark = pytest.mark.slow
@@ -29,15 +28,9 @@ def _ts(text: str) -> datetime:
     return datetime.fromisoformat(text.replace("Z", "+00:00")).replace(tzinfo=None)
 
 
-def test_first_touch_recovers_the_simulated_acquisition_channels(data_dir: Path) -> None:
-    # Two months, many sign-ups a day: ~130 customers whose first visit and first order are
-    # both observable and within 30 days (a longer, smaller shop gives fewer per CPU-second).
-    simulate(data_dir, start=date(2025, 3, 1), days=60, customers=1000, seed=5)
-    truth = json.loads((data_dir / "ground_truth.json").read_text())
+def test_first_touch_recovers_the_simulated_acquisition_channels(default_shop_env: Path) -> None:
+    truth = json.loads((default_shop_env / "ground_truth.json").read_text())
     start = datetime.fromisoformat(truth["config"]["start"])
-
-    result = run_pipeline("group:ingestion or group:staging or group:marts", print_summary=False)
-    assert result.success
 
     with duckdb.connect(str(get_settings().warehouse), read_only=True) as con:
         first_orders = con.execute("""
