@@ -43,7 +43,7 @@ def shared_dir(tmp_path_factory: pytest.TempPathFactory, name: str, build: Calla
         root = root.parent  # the run's temp dir, common to the workers
     target = root / name
     with FileLock(str(target) + ".lock"):
-        done = target / ".built"
+        done = root / f"{name}.built"  # beside it: copies of the directory stay clean
         if not done.exists():
             shutil.rmtree(target, ignore_errors=True)  # a build that failed in another worker
             target.mkdir()
@@ -52,20 +52,14 @@ def shared_dir(tmp_path_factory: pytest.TempPathFactory, name: str, build: Calla
     return target
 
 
-def _simulated(tmp_path_factory: pytest.TempPathFactory, name: str, **kwargs) -> Path:
-    from nightjar.simulator import simulate
-
-    out = tmp_path_factory.mktemp(name)
-    simulate(out, **kwargs)
-    return out
-
-
 @pytest.fixture(scope="session")
 def small_shop_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A small but complete simulated shop (90 days, 300 customers), generated once per session."""
-    from datetime import date
+    """A small but complete simulated shop (90 days, 300 customers), generated once per session
+    for every worker (read-only: tests copy it)."""
+    from nightjar.simulator import simulate
 
-    return _simulated(tmp_path_factory, "small_shop", start=date(2025, 1, 1), days=90, customers=300, seed=11)
+    return shared_dir(tmp_path_factory, "small_shop",
+                      lambda out: simulate(out, start=date(2025, 1, 1), days=90, customers=300, seed=11))
 
 
 @pytest.fixture
