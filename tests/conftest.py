@@ -135,7 +135,7 @@ def default_shop_env(default_shop: Path, monkeypatch: pytest.MonkeyPatch) -> Pat
     return default_shop
 
 
-# The longest tests first (rough worker seconds, CI-sized machine): pytest-xdist's worksteal
+# The slow tests first, longest first (by measured CPU and wall time): pytest-xdist's worksteal
 # hands each worker a contiguous half and steals from the tails, so the long tests start
 # early and short ones fill in at the end instead of one worker finishing minutes later.
 # Unlisted and fast tests keep their order after these. Keep the default-shop readers adjacent:
