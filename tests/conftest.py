@@ -138,8 +138,8 @@ def default_shop_env(default_shop: Path, monkeypatch: pytest.MonkeyPatch) -> Pat
 # The slow tests first, longest first (by measured CPU and wall time): pytest-xdist's worksteal
 # hands each worker a contiguous half and steals from the tails, so the long tests start
 # early and short ones fill in at the end instead of one worker finishing minutes later.
-# Unlisted and fast tests keep their order after these. Keep the default-shop readers adjacent:
-# the second one then runs on the worker that built the shared shop, without waiting.
+# Unlisted slow tests follow, then the fast ones, each in pytest's order. Keep the default-shop
+# readers adjacent: the second one then runs on the worker that built the shared shop.
 LONG_TESTS_FIRST = (
     "tests/test_alerts_simulated.py",
     "tests/test_attribution_simulated.py",
@@ -162,7 +162,7 @@ LONG_TESTS_FIRST = (
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     def rank(item: pytest.Item) -> int:
         if item.get_closest_marker("slow") is None:
-            return len(LONG_TESTS_FIRST)
+            return len(LONG_TESTS_FIRST) + 1
         return next((i for i, prefix in enumerate(LONG_TESTS_FIRST) if item.nodeid.startswith(prefix)),
                     len(LONG_TESTS_FIRST))
 
