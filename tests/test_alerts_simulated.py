@@ -2,54 +2,32 @@
 simulated landing files and shop → dlt → dbt marts and dq_* measures → `nightjar alerts backtest`
 scored against `ground_truth.json`.
 
-The two-year shop is loaded with the ingestion functions and built with the dbt CLI, the
-same calls the Dagster assets make: through Dagster the run spends longer recording one
-materialisation per asset and daily partition (730 × ~30) than building
-(tests/test_alerts_dagster.py covers the alert asset and its sensors)."""
+The two-year shop is the session's `default_shop` (tests/conftest.py), built once and shared
+with tests/test_attribution_simulated.py; tests/test_alerts_dagster.py covers the alert asset
+and its sensors."""
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-from datetime import date
 from pathlib import Path
 
 import duckdb
 import pytest
 
+from conftest import DEFAULT_SHOP_END
 from nightjar.alerts.backtest_score import load_ground_truth, score_backtest
 from nightjar.alerts.engine import backtest
 from nightjar.alerts.rules import load_rules
 from nightjar.cli import main
-from nightjar.ingest import load_events, load_shop
 from nightjar.report import build_report
-from nightjar.settings import DBT_PROJECT_DIR, DEFAULT_ALERTS_FILE, REPO_ROOT, get_settings
-from nightjar.simulator import simulate
+from nightjar.settings import DEFAULT_ALERTS_FILE, get_settings
 
 pytestmark = pytest.mark.slow
 
-# The default shop (`nightjar simulate`: 730 days, 5,000 customers, seed 42) as generated on
-# 2026-12-07; a fixed start keeps the holidays and the incident days of the test fixed.
-DEFAULT_SHOP_START = date(2024, 12, 7)
-DEFAULT_SHOP_END = date(2026, 12, 6)
 
-
-def test_default_rules_find_every_planted_incident_of_the_default_shop(data_dir: Path, monkeypatch, capsys) -> None:
-    monkeypatch.setenv("NIGHTJAR_HOLIDAY_COUNTRY", "US")
-    simulate(data_dir, start=DEFAULT_SHOP_START, days=730, customers=5000, seed=42)
+def test_default_rules_find_every_planted_incident_of_the_default_shop(default_shop_env: Path, capsys) -> None:
+    data_dir = default_shop_env
     incidents = load_ground_truth(data_dir / "ground_truth.json")
     assert set(incidents) == {"checkout_outage", "bot_spike", "marketing_spike", "tracking_outage"}
-
-    settings = get_settings()
-    load_events(settings)
-    load_shop(settings)
-    dbt = REPO_ROOT / ".venv" / "bin" / "dbt"
-    build = subprocess.run(
-        [str(dbt) if dbt.exists() else "dbt", "build", "--resource-type", "seed", "--resource-type", "model",
-         "--project-dir", str(DBT_PROJECT_DIR), "--profiles-dir", str(DBT_PROJECT_DIR),
-         "--target-path", str(data_dir / "dbt_target"), "--log-path", str(data_dir / "dbt_logs")],
-        env={**os.environ, **settings.env()}, capture_output=True, text=True, timeout=1800)
-    assert build.returncode == 0, build.stdout[-4000:]
 
     with duckdb.connect(str(get_settings().warehouse), read_only=True) as con:
         # until the last simulated day: the day after holds only sessions that ran past midnight
