@@ -1,6 +1,8 @@
 """One read-only query against a warehouse file, shared by the tests."""
 from __future__ import annotations
 
+import datetime as dt
+import decimal
 from pathlib import Path
 
 import duckdb
@@ -38,3 +40,18 @@ def raw_query(settings, sql: str, params=None) -> list[tuple]:
         return con.execute(sql, params or []).fetchall()
     finally:
         con.close()
+
+
+def comparable(value):
+    """A value as both engines' marts compare: timestamps as naive UTC instants (Spark's read
+    back as UTC instants, DuckDB's marts hold naive UTC), decimals as floats."""
+    if isinstance(value, dt.datetime) and value.tzinfo is not None:
+        return value.astimezone(dt.timezone.utc).replace(tzinfo=None)
+    if isinstance(value, decimal.Decimal):
+        return float(value)
+    return value
+
+
+def row_sort_key(row: tuple) -> tuple:
+    # floats rounded for ordering only, so last-bit differences cannot reorder rows
+    return tuple((v is None, f"{v:.6g}" if isinstance(v, float) else str(v)) for v in row)

@@ -12,8 +12,6 @@ Slow (JVMs on a small machine): one DuckDB night shared by both tests, one shop.
 """
 from __future__ import annotations
 
-import datetime as dt
-import decimal
 import math
 import re
 import shutil
@@ -24,6 +22,7 @@ import duckdb
 import pytest
 
 from spark_cluster import read_event_logs, spark_cluster
+from querying import comparable, row_sort_key
 from ui_helpers import REPO, plain_shell_env
 
 pytestmark = [pytest.mark.slow, pytest.mark.spark]
@@ -50,21 +49,6 @@ def _sh(command: str, cwd: Path, timeout: float = 3600, **settings: str) -> str:
     return proc.stdout
 
 
-def _normalise(value):
-    # Spark's timestamps come back as naive UTC (INT96) or as UTC instants; DuckDB's marts as
-    # either: compare instants
-    if isinstance(value, dt.datetime) and value.tzinfo is not None:
-        return value.astimezone(dt.timezone.utc).replace(tzinfo=None)
-    if isinstance(value, decimal.Decimal):
-        return float(value)
-    return value
-
-
-def _sort_key(row: tuple) -> tuple:
-    # floats rounded for ordering only, so last-bit differences cannot reorder rows
-    return tuple((v is None, f"{v:.6g}" if isinstance(v, float) else str(v)) for v in row)
-
-
 def read_marts(warehouse: Path) -> dict[str, tuple[list[str], list[tuple]]]:
     """Every `marts.*` relation of a warehouse file (tables on DuckDB, views under Spark):
     its columns (without load bookkeeping) and its rows, sorted."""
@@ -77,7 +61,7 @@ def read_marts(warehouse: Path) -> dict[str, tuple[list[str], list[tuple]]]:
                 "select column_name from information_schema.columns where table_schema = 'marts' "
                 "and table_name = ? order by ordinal_position", [name]).fetchall() if r[0] not in LOAD_COLUMNS]
             rows = con.execute(f'select {", ".join(chr(34) + c + chr(34) for c in cols)} from marts."{name}"').fetchall()
-            out[name] = (cols, sorted((tuple(_normalise(v) for v in r) for r in rows), key=_sort_key))
+            out[name] = (cols, sorted((tuple(comparable(v) for v in r) for r in rows), key=row_sort_key))
     return out
 
 
@@ -99,7 +83,7 @@ def assert_same_marts(duck: dict, spark: dict) -> None:
             continue
         if d_cols != s_cols:  # same columns, another order: compare by name
             idx = [s_cols.index(c) for c in d_cols]
-            s_rows = sorted((tuple(r[i] for i in idx) for r in s_rows), key=_sort_key)
+            s_rows = sorted((tuple(r[i] for i in idx) for r in s_rows), key=row_sort_key)
         if len(d_rows) != len(s_rows):
             problems.append(f"{name}: {len(d_rows)} rows on DuckDB, {len(s_rows)} on Spark")
             continue

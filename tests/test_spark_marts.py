@@ -21,7 +21,6 @@ data tests and unit tests of the Spark target are left to ``dbt build --target s
 from __future__ import annotations
 
 import datetime as dt
-import decimal
 import hashlib
 import hmac
 import math
@@ -35,6 +34,7 @@ import duckdb
 import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+from querying import comparable, row_sort_key  # noqa: E402
 from spark_lake import export_raw  # noqa: E402
 
 pytestmark = [pytest.mark.slow, pytest.mark.spark]
@@ -89,24 +89,10 @@ def _compared_tables(warehouse: Path) -> list[str]:
     return [r[0] for r in rows] + [f"staging.{t}" for t in STAGING_READ_BY_PYTHON]
 
 
-def _normalise(value):
-    # Spark writes UTC instants (DuckDB reads TIMESTAMPTZ); the DuckDB marts hold naive UTC
-    if isinstance(value, dt.datetime) and value.tzinfo is not None:
-        return value.astimezone(dt.timezone.utc).replace(tzinfo=None)
-    if isinstance(value, decimal.Decimal):
-        return float(value)
-    return value
-
-
-def _sort_key(row: tuple) -> tuple:
-    # floats rounded for ordering only, so last-bit differences cannot reorder rows
-    return tuple((v is None, f"{v:.6g}" if isinstance(v, float) else str(v)) for v in row)
-
-
 def _read(con: duckdb.DuckDBPyConnection, relation: str) -> tuple[list[str], list[tuple]]:
     cur = con.execute(f"select * from {relation}")
     cols = [d[0] for d in cur.description]
-    return cols, sorted((tuple(_normalise(v) for v in r) for r in cur.fetchall()), key=_sort_key)
+    return cols, sorted((tuple(comparable(v) for v in r) for r in cur.fetchall()), key=row_sort_key)
 
 
 def _spark_files(spark_warehouse: Path, table: str) -> str:
