@@ -246,7 +246,8 @@ class Settings:
             # written by write_spark_conf() before a Spark process starts
             env["SPARK_CONF_DIR"] = str(self.spark_conf_dir)
         if self.spark_conf:
-            env["NIGHTJAR_SPARK_CONF"] = ",".join(f"{k}={v}" for k, v in self.spark_conf)
+            # JSON, so that values with commas (e.g. spark.jars) survive the round trip
+            env["NIGHTJAR_SPARK_CONF"] = json.dumps(dict(self.spark_conf))
         if self.duckdb_memory_limit:
             env["NIGHTJAR_DUCKDB_MEMORY_LIMIT"] = self.duckdb_memory_limit
         if self.churn_horizon_days:

@@ -136,6 +136,8 @@ def test_engine_settings_default_to_duckdb_and_reach_subprocesses(tmp_path: Path
         s.engine, s.lake_url, s.spark_master, s.spark_warehouse, s.spark_conf)
     assert get_settings({"NIGHTJAR_SPARK_CONF": '{"spark.sql.shuffle.partitions": 4}'}).spark_conf == (
         ("spark.sql.shuffle.partitions", "4"),)
+    jars = get_settings({"NIGHTJAR_SPARK_CONF": '{"spark.jars": "/a.jar,/b.jar"}'})
+    assert get_settings(jars.env()).spark_conf == (("spark.jars", "/a.jar,/b.jar"),)
 
 
 @pytest.mark.parametrize("env, message", [
