@@ -44,6 +44,7 @@ spark.stop()
 
 def timed(cmd: list[str], env: dict[str, str], cwd: Path, log: Path) -> dict:
     """Wall and CPU seconds (children included) of one process; its output to `log`."""
+    load_before = os.getloadavg()[0]
     started = time.monotonic()
     with log.open("w") as out:
         proc = subprocess.Popen(cmd, env=env, cwd=cwd, stdout=out, stderr=subprocess.STDOUT)
@@ -51,7 +52,8 @@ def timed(cmd: list[str], env: dict[str, str], cwd: Path, log: Path) -> dict:
     wall = time.monotonic() - started
     code = os.waitstatus_to_exitcode(status)
     return {"wall_s": round(wall, 2), "cpu_s": round(usage.ru_utime + usage.ru_stime, 2),
-            "max_rss_mb": round(usage.ru_maxrss / 1024), "exit": code, "log": str(log)}
+            "max_rss_mb": round(usage.ru_maxrss / 1024), "exit": code, "log": str(log),
+            "load_1min_before": round(load_before, 2), "load_1min_after": round(os.getloadavg()[0], 2)}
 
 
 def dbt_numbers(since: float) -> dict:
@@ -108,7 +110,10 @@ def main() -> int:
     parser.add_argument("--scale", default="XS", choices=sorted(SCALES))
     parser.add_argument("--out", default=str(REPO / "benchmarks" / "out" / "spark"))
     parser.add_argument("--cluster", action="store_true", help="also a standalone cluster with 1 and 2 workers")
-    parser.add_argument("--skip", action="append", default=[], help="configurations to leave out")
+    parser.add_argument("--spark-conf", default="spark.driver.memory=6g",
+                        help="NIGHTJAR_SPARK_CONF of the Spark runs (local mode: the driver is the executor; "
+                             "Spark's default 1g heap would spill where DuckDB has ~80%% of RAM)")
+    parser.add_argument("--skip", action="append", default=[], help="configurations to leave out (duckdb, spark-local2, cluster-1w, cluster-2w, jvm)")
     args = parser.parse_args()
     scale = SCALES[args.scale]
     out = Path(args.out) / scale.name
@@ -116,12 +121,18 @@ def main() -> int:
     if not (shop / "shop.sqlite").exists():
         simulate(shop, start=scale.start, days=scale.days, customers=scale.customers, seed=scale.seed,
                  config=SimConfig(traffic_scale=scale.traffic_scale))
-    report = {"scale": scale.name, "machine": f"{os.cpu_count()} vCPU, {platform.platform()}",
-              "load_1min_at_start": os.getloadavg()[0], "started": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-              "runs": {}}
-    report["jvm_start_local2"] = jvm_start("local[2]")
-    print("JVM start:", report["jvm_start_local2"], flush=True)
-    configs = {"duckdb": {}, "spark-local2": {"NIGHTJAR_ENGINE": "spark", "NIGHTJAR_SPARK_MASTER": "local[2]"}}
+    path = Path(args.out) / f"spark-{scale.name}.json"
+    # configurations measured by an earlier invocation (--skip) stay in the report
+    report = json.loads(path.read_text()) if path.exists() else {"runs": {}}
+    report.update({"scale": scale.name, "machine": f"{os.cpu_count()} vCPU, {platform.platform()}",
+                   "load_1min_at_start": os.getloadavg()[0],
+                   "started": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())})
+    if "jvm" not in args.skip:
+        report["jvm_start_local2"] = jvm_start("local[2]")
+        print("JVM start:", report["jvm_start_local2"], flush=True)
+    report["spark_conf"] = args.spark_conf
+    configs = {"duckdb": {}, "spark-local2": {"NIGHTJAR_ENGINE": "spark", "NIGHTJAR_SPARK_MASTER": "local[2]",
+                                              "NIGHTJAR_SPARK_CONF": args.spark_conf}}
     for name, env in configs.items():
         if name not in args.skip:
             report["runs"][name] = run_config(name, shop, out, env)
@@ -132,13 +143,13 @@ def main() -> int:
             name = f"cluster-{workers}w"
             if name in args.skip:
                 continue
-            with spark_cluster(out / name / "cluster", workers=workers) as cluster:
-                conf = f"spark.cores.max={workers},spark.executor.memory=512m,spark.driver.host=127.0.0.1"
+            with spark_cluster(out / name / "cluster", workers=workers, memory="4g") as cluster:
+                conf = ",".join([args.spark_conf, f"spark.cores.max={workers},spark.executor.memory=3g",
+                                 "spark.driver.host=127.0.0.1"])
                 # the first night only: the comparison is 1 vs 2 workers on the same work
                 report["runs"][name] = run_config(name, shop, out, {
                     "NIGHTJAR_ENGINE": "spark", "NIGHTJAR_SPARK_MASTER": cluster.url, "NIGHTJAR_SPARK_CONF": conf},
                     one_night=False)
-    path = Path(args.out) / f"spark-{scale.name}.json"
     path.write_text(json.dumps(report, indent=1))
     print(f"\n| configuration | first night wall s (CPU s) | dbt elapsed s | models (n, sum s) | tests (n, sum s) "
           f"| one night wall s (CPU s) | dbt elapsed s |")

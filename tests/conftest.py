@@ -142,6 +142,8 @@ def default_shop_env(default_shop: Path, monkeypatch: pytest.MonkeyPatch) -> Pat
 # Unlisted slow tests follow, then the fast ones, each in pytest's order. Keep the default-shop
 # readers adjacent: the second one then runs on the worker that built the shared shop.
 LONG_TESTS_FIRST = (
+    "tests/test_spark_e2e.py",
+    "tests/test_spark_marts.py::test_spark_marts_equal_duckdb_marts_over_two_nights",
     "tests/test_alerts_simulated.py",
     "tests/test_attribution_simulated.py",
     "tests/test_readme.py::test_readme_commands_work_verbatim_from_a_plain_shell",

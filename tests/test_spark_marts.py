@@ -15,14 +15,15 @@ A third test checks the keyed HMAC on Spark against Python's ``hmac`` on test_pi
 (one ``dbt show --target spark``).
 
 One Spark build per night (JVM start-up is tens of seconds on a busy 2-core machine); the
-data tests and unit tests of the Spark target are left to ``dbt build --target spark``
-(dbt_project/README.md "Spark").
+first also runs the project's dbt unit tests on Spark. The data tests run on Spark in
+tests/test_spark_e2e.py (``nightjar run`` builds with them).
 """
 from __future__ import annotations
 
 import datetime as dt
 import hashlib
 import hmac
+import json
 import math
 import os
 import shutil
@@ -45,7 +46,7 @@ _VENV_DBT = REPO / ".venv" / "bin" / "dbt"
 DBT = str(_VENV_DBT) if _VENV_DBT.exists() else (shutil.which("dbt") or "dbt")
 PII_KEY = "spark-test-pii-key"
 # staging tables that Python (ML, alerts, report) reads; every marts.* and monitoring.* table too
-# seeds and models: data tests run in dbt_project's own Spark build (README "Spark")
+# seeds and models (and unit tests on the first night); the data tests run in tests/test_spark_e2e.py
 BUILD = ["build", "--resource-type", "seed", "--resource-type", "model"]
 STAGING_READ_BY_PYTHON = ["stg_events", "stg_orders", "stg_order_items", "stg_products", "stg_customers"]
 
@@ -144,7 +145,12 @@ def shop(tmp_path_factory) -> Path:
     _dbt(BUILD, data, "duckdb")
     written = export_raw(data / "warehouse.duckdb", data / "lake", 1, stale_versions=True)
     assert written["events"] > 0 and written["orders"] > 0
-    _dbt([*BUILD, "--target", "spark"], data, "spark")
+    # the project's dbt unit tests (sessions, retention, identity, attribution edge cases)
+    # run on Spark too, each right before its model
+    _dbt([*BUILD, "--resource-type", "unit_test", "--target", "spark"], data, "spark")
+    results = json.loads((data / "target-spark" / "run_results.json").read_text())["results"]
+    unit = [r for r in results if r["unique_id"].startswith("unit_test.")]
+    assert len(unit) >= 20 and all(r["status"] == "pass" for r in unit), [(r["unique_id"], r["status"]) for r in unit]
     return data
 
 
