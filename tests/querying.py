@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import datetime as dt
 import decimal
+import math
 from pathlib import Path
 
 import duckdb
@@ -55,3 +56,10 @@ def comparable(value):
 def row_sort_key(row: tuple) -> tuple:
     # floats rounded for ordering only, so last-bit differences cannot reorder rows
     return tuple((v is None, f"{v:.6g}" if isinstance(v, float) else str(v)) for v in row)
+
+
+def same_value(a, b) -> bool:
+    """Equal, doubles to 1e-9 relative (the engines' float arithmetic differs in the last bits)."""
+    if isinstance(a, float) and isinstance(b, float):
+        return math.isclose(a, b, rel_tol=1e-9, abs_tol=1e-12) or (math.isnan(a) and math.isnan(b))
+    return a == b

@@ -24,7 +24,6 @@ import datetime as dt
 import hashlib
 import hmac
 import json
-import math
 import os
 import shutil
 import subprocess
@@ -35,7 +34,7 @@ import duckdb
 import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from querying import comparable, row_sort_key  # noqa: E402
+from querying import comparable, row_sort_key, same_value  # noqa: E402
 from spark_lake import export_raw  # noqa: E402
 
 pytestmark = [pytest.mark.slow, pytest.mark.spark]
@@ -101,12 +100,6 @@ def _spark_files(spark_warehouse: Path, table: str) -> str:
     return f"read_parquet('{spark_warehouse / f'{schema}.db' / name}/**/*.parquet')"
 
 
-def _same(a, b) -> bool:
-    if isinstance(a, float) and isinstance(b, float):
-        return math.isclose(a, b, rel_tol=1e-9, abs_tol=1e-12) or (math.isnan(a) and math.isnan(b))
-    return a == b
-
-
 def assert_equal_marts(data: Path) -> dict[str, int]:
     """Every compared table: the Spark parquet files equal the DuckDB warehouse, row for row."""
     warehouse, spark_warehouse = data / "warehouse.duckdb", data / "spark-warehouse"
@@ -124,8 +117,8 @@ def assert_equal_marts(data: Path) -> dict[str, int]:
                 problems.append(f"{table}: {len(duck_rows)} rows on DuckDB, {len(spark_rows)} on Spark")
             else:
                 for d_row, s_row in zip(duck_rows, spark_rows):
-                    if not all(_same(a, b) for a, b in zip(d_row, s_row)):
-                        diff = {c: (a, b) for c, a, b in zip(duck_cols, d_row, s_row) if not _same(a, b)}
+                    if not all(same_value(a, b) for a, b in zip(d_row, s_row)):
+                        diff = {c: (a, b) for c, a, b in zip(duck_cols, d_row, s_row) if not same_value(a, b)}
                         problems.append(f"{table}: first differing row {diff}")
                         break
     finally:
