@@ -67,7 +67,10 @@ def dbt_numbers(since: float) -> dict:
     for r in data.get("results", []):
         kind = r["unique_id"].split(".")[0]
         by_kind.setdefault(kind, []).append(float(r.get("execution_time") or 0.0))
-    out = {"dbt_elapsed_s": round(float(data.get("elapsed_time") or 0.0), 2)}
+    out = {"dbt_elapsed_s": round(float(data.get("elapsed_time") or 0.0), 2),
+           "slowest_nodes": [(r["unique_id"].split(".")[-1], round(float(r.get("execution_time") or 0.0), 1))
+                             for r in sorted(data.get("results", []),
+                                             key=lambda r: -float(r.get("execution_time") or 0.0))[:6]]}
     for kind, times in by_kind.items():
         out[f"{kind}_n"] = len(times)
         out[f"{kind}_sum_s"] = round(sum(times), 2)
