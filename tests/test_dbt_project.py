@@ -18,6 +18,7 @@ Each module run uses its own warehouse files, target and log paths (parallel-saf
 from __future__ import annotations
 
 import datetime as dt
+import json
 import os
 import shutil
 import subprocess
@@ -450,9 +451,17 @@ def test_attribution_follows_late_sessions_identified_devices_and_order_changes(
                      "from marts.fct_attribution where order_id = 'o8'") == [(6, 6.0, True)]
     assert query(wh, "select order_id, reason from staging.stg_orders_rejected") == [("o2", "unknown_currency")]
     assert _order_invariants(wh) == []
-    # o6's session went on after the order (late event): its row carries the new load time
-    assert query(wh, "select distinct _max_loaded_at from marts.fct_attribution where order_id = 'o6' "
-                     "and session_start = ?", [ts(D4, 12)]) == [(dt.datetime(2025, 1, 11, 2),)]
+    # o6's session went on after the order (late event): the order's rows carry the new load time
+    assert query(wh, "select distinct _max_loaded_at from marts.fct_attribution where order_id = 'o6'") == [
+        (dt.datetime(2025, 1, 11, 2),)]
+    # one load time per order: the nightly data tests, windowed on it, see whole orders ...
+    assert query(wh, "select order_id from marts.fct_attribution group by order_id "
+                     "having count(distinct coalesce(_max_loaded_at, timestamp '1900-01-01')) > 1") == []
+    # ... and this night's tests of fct_attribution looked at the new loads only
+    results = json.loads((work / "attr" / "target" / "run_results.json").read_text())["results"]
+    tests = [r for r in results if r["unique_id"].startswith("test.") and "fct_attribution" in r["unique_id"]]
+    assert len(tests) >= 10 and all(r["status"] == "pass" and "_max_loaded_at >= cast(" in r["compiled_code"]
+                                    for r in tests), [(r["unique_id"], r["status"]) for r in tests]
     # D4: o6 (USD 40, first touch organic social) and o7 (USD 20, first touch paid search),
     # both last touch direct
     assert query(wh, """select channel, sessions, attributed_orders_first_touch, round(attributed_revenue_usd_last_touch, 6)
