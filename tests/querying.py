@@ -63,3 +63,12 @@ def same_value(a, b) -> bool:
     if isinstance(a, float) and isinstance(b, float):
         return math.isclose(a, b, rel_tol=1e-9, abs_tol=1e-12) or (math.isnan(a) and math.isnan(b))
     return a == b
+
+
+def first_differing_row(cols: list[str], rows_a: list[tuple], rows_b: list[tuple]) -> dict | None:
+    """Of two equally long, equally sorted row lists: the first row pair that differs (by
+    :func:`same_value`), as ``{column: (a, b)}`` for its differing columns; None if all agree."""
+    for row_a, row_b in zip(rows_a, rows_b):
+        if not all(same_value(a, b) for a, b in zip(row_a, row_b)):
+            return {c: (a, b) for c, a, b in zip(cols, row_a, row_b) if not same_value(a, b)}
+    return None

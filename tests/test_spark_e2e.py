@@ -21,7 +21,7 @@ import duckdb
 import pytest
 
 from spark_cluster import read_event_logs, spark_cluster
-from querying import comparable, row_sort_key, same_value
+from querying import comparable, first_differing_row, row_sort_key
 from ui_helpers import REPO, plain_shell_env
 
 pytestmark = [pytest.mark.slow, pytest.mark.spark]
@@ -80,11 +80,8 @@ def assert_same_marts(duck: dict, spark: dict) -> None:
         if len(d_rows) != len(s_rows):
             problems.append(f"{name}: {len(d_rows)} rows on DuckDB, {len(s_rows)} on Spark")
             continue
-        for d_row, s_row in zip(d_rows, s_rows):
-            if not all(same_value(a, b) for a, b in zip(d_row, s_row)):
-                problems.append(f"{name}: first differing row "
-                                f"{ {c: (a, b) for c, a, b in zip(d_cols, d_row, s_row) if not same_value(a, b)} }")
-                break
+        if (diff := first_differing_row(d_cols, d_rows, s_rows)) is not None:
+            problems.append(f"{name}: first differing row {diff}")
     assert problems == [], "\n".join(problems)
 
 

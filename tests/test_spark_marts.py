@@ -34,7 +34,7 @@ import duckdb
 import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from querying import comparable, row_sort_key, same_value  # noqa: E402
+from querying import comparable, first_differing_row, row_sort_key  # noqa: E402
 from spark_lake import export_raw  # noqa: E402
 
 pytestmark = [pytest.mark.slow, pytest.mark.spark]
@@ -115,12 +115,8 @@ def assert_equal_marts(data: Path) -> dict[str, int]:
                 problems.append(f"{table}: columns {duck_cols} != {spark_cols}")
             elif len(duck_rows) != len(spark_rows):
                 problems.append(f"{table}: {len(duck_rows)} rows on DuckDB, {len(spark_rows)} on Spark")
-            else:
-                for d_row, s_row in zip(duck_rows, spark_rows):
-                    if not all(same_value(a, b) for a, b in zip(d_row, s_row)):
-                        diff = {c: (a, b) for c, a, b in zip(duck_cols, d_row, s_row) if not same_value(a, b)}
-                        problems.append(f"{table}: first differing row {diff}")
-                        break
+            elif (diff := first_differing_row(duck_cols, duck_rows, spark_rows)) is not None:
+                problems.append(f"{table}: first differing row {diff}")
     finally:
         con.close()
     assert problems == [], "\n".join(problems)
